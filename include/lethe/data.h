@@ -1,0 +1,84 @@
+/* lethe data: the dataset HDF5 file, IDX import, strided shards, batching.
+ *
+ * File layout (DESIGN §5):
+ *   /train/x  uint8 or float32, [N, D] or [N, C, H, W]   /train/y  integer [N]
+ *   /test/x   same layout                                 /test/y   integer [N]
+ *   root attributes: num_classes (int), name (string); optional /train/group [N]
+ *
+ * Rank r of P reads the strided shard of samples r, r+P, r+2P, ... with one
+ * collective hyperslab read, so a class-sorted file still gives every rank
+ * every class. Features are converted to float32 in [0, 1] for uint8 input
+ * (divided by 255), then optionally standardised with the training split's
+ * global mean and standard deviation.
+ */
+#ifndef LETHE_DATA_H
+#define LETHE_DATA_H
+
+#include "lethe/core.h"
+
+typedef struct {
+  int n;              /* samples on this rank */
+  long n_global;      /* samples in the split over all ranks */
+  int d;              /* features per sample (product of the trailing dims) */
+  int num_classes;
+  float *x;           /* [n, d] */
+  int32_t *y;         /* [n] labels in [0, num_classes) */
+  int64_t *index;     /* [n] global sample index of each local row */
+  char name[64];      /* dataset name attribute */
+} lt_dataset;
+
+typedef struct {
+  int scale;          /* 1: uint8 pixels divided by 255 (default 1) */
+  int standardize;    /* 1: subtract mean, divide by std (train statistics) */
+  float mean, std;    /* statistics to use; computed from the train split when std <= 0 */
+} lt_data_opts;
+
+/* Collective over ctx->comm. split is "train" or "test". On standardisation with
+ * opts->std <= 0 the train split's global mean/std are computed and written back
+ * into opts so that the test split can reuse them. Errors name the file and the
+ * problem (missing file, missing dataset, shape/dtype mismatch, label out of range). */
+LT_WUR lt_status lt_dataset_load(lt_ctx *ctx, const char *path, const char *split,
+                                 lt_data_opts *opts, lt_dataset **ds);
+void lt_dataset_destroy(lt_dataset **ds);
+
+/* Convert IDX files (gzipped or plain) to the dataset layout. test_images and
+ * test_labels may be NULL (then no /test group). Runs on rank 0 only (others
+ * return LT_OK immediately after the agreement); collective. */
+LT_WUR lt_status lt_data_import_idx(lt_ctx *ctx, const char *train_images,
+                                    const char *train_labels, const char *test_images,
+                                    const char *test_labels, const char *out, const char *name);
+
+/* Print a description of a dataset file (splits, shapes, dtypes, class counts). Rank 0. */
+LT_WUR lt_status lt_data_info(lt_ctx *ctx, const char *path, FILE *out);
+
+/* Mini-batches: the global batch B is split over the P ranks, rank r taking
+ * B/P + (r < B%P) rows. Each epoch each rank shuffles its shard with its own
+ * stream (seed, rank, LT_RNG_SHUFFLE) and walks it; the number of steps per
+ * epoch is min over ranks of floor(n_r / B_r), the same on every rank without
+ * communication (drop-last). */
+typedef struct {
+  const lt_dataset *ds;
+  int global_batch;
+  int local_batch;     /* this rank's rows per step */
+  long steps_per_epoch;
+  uint32_t *perm;      /* [ds->n] */
+  float *xb;           /* [local_batch, d] gathered batch */
+  int32_t *yb;         /* [local_batch] */
+  lt_rng rng;
+  long epoch, step;    /* position: step within epoch */
+} lt_batcher;
+
+LT_WUR lt_status lt_batcher_create(lt_ctx *ctx, const lt_dataset *ds, int global_batch,
+                                   lt_batcher **b);
+void lt_batcher_destroy(lt_batcher **b);
+/* Start epoch e (reshuffles). */
+void lt_batcher_epoch(lt_batcher *b, long epoch);
+/* Fill b->xb, b->yb with the next batch of the epoch; returns the rows (local_batch). */
+int lt_batcher_next(lt_batcher *b);
+
+/* Rows of the global batch that rank r of P takes. */
+int lt_local_batch(int global_batch, int rank, int size);
+/* Samples of an N-sample split in rank r's strided shard. */
+long lt_shard_count(long n_global, int rank, int size);
+
+#endif

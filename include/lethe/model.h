@@ -1,0 +1,104 @@
+/* lethe model: dense layers over one flat parameter buffer, activations, losses.
+ *
+ * All trainable parameters live in one contiguous float32 buffer theta[n_pad]
+ * (n real parameters, zero padding up to n_pad so that any rank count up to
+ * the one given at creation splits it into 16-float aligned slices). Layer l
+ * is a view: weight W_l [out, in] row-major at w_off, bias b_l [out] at b_off.
+ *
+ * Forward:   Z_l = A_{l-1} W_l^T + 1 b_l^T,  A_l = act(Z_l)  (no act on the last layer)
+ * Loss:      softmax cross-entropy on the logits Z_L (optionally masked)
+ * Backward:  dZ_l = dA_l .* act'(Z_l);  dW_l = dZ_l^T A_{l-1};  db_l = sum_rows dZ_l;
+ *            dA_{l-1} = dZ_l W_l
+ * The buffers for A and dZ are sized for max_batch rows at creation: forward
+ * and backward never allocate.
+ */
+#ifndef LETHE_MODEL_H
+#define LETHE_MODEL_H
+
+#include "lethe/core.h"
+
+typedef enum { LT_ACT_RELU = 0, LT_ACT_TANH, LT_ACT_GELU, LT_ACT_NONE } lt_act;
+typedef enum { LT_INIT_KAIMING = 0, LT_INIT_XAVIER } lt_init;
+
+#define LT_MAX_LAYERS 32
+#define LT_LAYER_NAME 32
+
+typedef struct {
+  char name[LT_LAYER_NAME]; /* "fc1", "fc2", ... */
+  const char *kind;         /* "dense" */
+  size_t w_off, b_off;      /* offsets into theta */
+  int in, out;              /* W is [out, in] */
+  lt_act act;               /* activation after this layer (LT_ACT_NONE on the last) */
+} lt_layer;
+
+typedef struct {
+  int nlayers;
+  lt_layer layer[LT_MAX_LAYERS];
+  int in_dim, out_dim; /* features in, classes out */
+  size_t n;            /* real parameter count */
+  size_t n_pad;        /* padded length of theta and grad */
+  int max_batch;       /* rows the workspaces hold */
+  float *theta;        /* [n_pad] parameters (replicated on every rank) */
+  float *grad;         /* [n_pad] gradient buffer (local sum over this rank's batch) */
+  /* workspaces */
+  float **act;   /* act[l] = A_l, l = 0..nlayers; act[0] points at the caller's input */
+  float **dz;    /* dz[l] for l = 1..nlayers: gradient w.r.t. Z_l */
+  float **z;     /* z[l] pre-activations for l = 1..nlayers (needed by tanh/GELU backward) */
+  float *ones;   /* [max_batch] of 1.0f for bias GEMMs */
+  lt_ctx *ctx;
+} lt_model;
+
+typedef struct {
+  int in_dim;           /* input features */
+  int nhidden;          /* number of hidden layers */
+  int hidden[LT_MAX_LAYERS - 1];
+  int out_dim;          /* classes */
+  lt_act act;
+  lt_init init;
+  int max_batch;
+  int pad_ranks;        /* pad n so that it splits into this many aligned slices (>= ctx->size) */
+} lt_model_cfg;
+
+LT_WUR lt_status lt_model_create(lt_ctx *ctx, const lt_model_cfg *cfg, lt_model **m);
+void lt_model_destroy(lt_model **m);
+
+/* Seeded initialisation: weights Kaiming-uniform (fan_in, gain for ReLU) or
+ * Xavier-uniform, biases zero. Same result on every rank (stream (seed, 0, LT_RNG_INIT)). */
+void lt_model_init(lt_model *m, uint64_t seed, lt_init init);
+
+/* Forward pass of B <= max_batch rows of x [B, in_dim] with parameters m->theta.
+ * Returns a pointer to the logits [B, out_dim] (owned by the model). x must stay
+ * valid until the matching backward call. */
+const float *lt_model_forward(lt_model *m, const float *x, int B);
+
+/* Backward pass from dlogits [B, out_dim] (gradient of the loss w.r.t. the
+ * logits of the last forward call). Writes (beta = 0) or accumulates (beta = 1)
+ * the parameter gradient into grad[n_pad] (may be m->grad). */
+void lt_model_backward(lt_model *m, const float *dlogits, int B, float *grad, float beta);
+
+/* Per-sample squared gradients, summed over the B samples of the last forward
+ * call, ADDED to acc[n_pad]:  acc_W += (dZ .* dZ)^T (A .* A),  acc_b += sum_rows dZ .* dZ.
+ * dlogits holds each sample's own loss gradient (unscaled by 1/B). One GEMM per
+ * layer. Uses scratch space inside the model (overwrites dz and act copies). */
+void lt_model_backward_sqgrad(lt_model *m, const float *dlogits, int B, float *acc);
+
+/* Fused, numerically stable softmax cross-entropy over B rows of logits [B, C].
+ * mask: NULL, or [C] with 1 for classes that take part (others get -inf logit).
+ * Writes dlogits[B, C] = scale * (softmax - onehot(y)) unless dlogits is NULL, and
+ * returns the SUM over rows of the per-row loss. Counts rows whose argmax
+ * (over unmasked classes) equals the label into *correct when non-NULL. */
+double lt_softmax_xent(float *dlogits, long *correct, const float *logits, const int32_t *y,
+                       const uint8_t *mask, int B, int C, float scale);
+
+/* Argmax per row (over unmasked classes). */
+void lt_argmax_rows(int32_t *out, const float *logits, const uint8_t *mask, int B, int C);
+
+/* Activation forward/backward, elementwise over n values.
+ * backward: dz = da .* act'(z) (uses the pre-activation z and/or output a). */
+void lt_act_forward(lt_act act, float *a, const float *z, size_t n);
+void lt_act_backward(lt_act act, float *dz, const float *da, const float *z, const float *a,
+                     size_t n);
+
+const char *lt_act_name(lt_act a);
+
+#endif
