@@ -39,29 +39,47 @@ typedef struct {
 
 void lt_optim_cfg_default(lt_optim_cfg *cfg);
 
-/* Learning rate at 1-based step t. */
+/* Learning rate at 1-based step t (t < 1 is taken as 1). With w = warmup_steps
+ * and s = t - w:
+ *   t <= w (warm-up):  lr * t / w
+ *   constant:          lr
+ *   step:              lr * gamma^floor(s / step_size)
+ *   cosine:            min_lr + (lr - min_lr) (1 + cos(pi min(s, T - w) / (T - w))) / 2,
+ *                      T = total_steps (min_lr from t = T on)
+ * All three reach lr at s = 0, so the warm-up joins them continuously. */
 double lt_sched_lr(const lt_optim_cfg *cfg, long t);
 
 typedef struct lt_optim lt_optim;
 
-/* Optimizer for the owned range [lo, hi) of a flat buffer. */
+/* Optimizer for the owned range [lo, hi) of a flat buffer. Validates cfg: each
+ * bad value is an LT_ERR_ARG naming the key (optim.lr, optim.momentum, ...), the
+ * value and the allowed range. Moments start at zero, multipliers at 1. */
 LT_WUR lt_status lt_optim_create(lt_ctx *ctx, const lt_optim_cfg *cfg, size_t lo, size_t hi,
                                  lt_optim **opt);
 void lt_optim_destroy(lt_optim **opt);
 
 /* Learning-rate multiplier for the global range [off, off + len) (clipped to the
- * owned range; later calls override earlier ones). mult = 0 freezes the range. */
+ * owned range; later calls override earlier ones). mult = 0 freezes the range.
+ * mult must be finite and >= 0 (else LT_ERR_ARG). */
 LT_WUR lt_status lt_optim_set_lr_mult(lt_optim *opt, size_t off, size_t len, double mult);
 
 /* One step: theta_owned[hi-lo] and grad_owned[hi-lo] are the owned slices
- * (grad already averaged over the global batch). Advances the step counter. */
+ * (grad already averaged over the global batch). Advances the step counter t
+ * first, then uses lt_sched_lr(cfg, t) and Adam's bias corrections at t (one
+ * counter for all ranges: a range unfrozen later is corrected with the global t).
+ * Never allocates. */
 void lt_optim_step(lt_optim *opt, float *theta_owned, const float *grad_owned);
 
 long lt_optim_steps(const lt_optim *opt);
 double lt_optim_current_lr(const lt_optim *opt); /* lr of the next step */
 
+/* The owned range [lo, hi) given at creation: every state vector has hi - lo floats. */
+void lt_optim_range(const lt_optim *opt, size_t *lo, size_t *hi);
+
 /* Sharded state for checkpoints: number of state vectors (0 SGD without momentum,
- * 1 SGD with momentum, 2 Adam), their names and owned slices. */
+ * 1 SGD with momentum, 2 Adam), their names ("momentum_buffer"; "exp_avg",
+ * "exp_avg_sq", as PyTorch) and owned slices [hi - lo] (NULL / NULL for i out of
+ * range). set_steps restores the step counter (schedule and bias correction). */
 int lt_optim_nstate(const lt_optim *opt);
 const char *lt_optim_state_name(const lt_optim *opt, int i);
 float *lt_optim_state(lt_optim *opt, int i);
