@@ -1,0 +1,71 @@
+/* lethe deck: input decks (INI files parsed with inih), every key documented
+ * and validated in one table.
+ *
+ * A deck is read from a file, then `--set section.key=value` overrides are
+ * applied in order. Every key has a type, a default, an allowed range or set
+ * of choices and a one-line doc; the table drives parsing, validation, the
+ * resolved deck text written with every run, `lethe train --help` and the
+ * README. Errors name the file, the line, the key and what is allowed; an
+ * unknown key gets the nearest valid name suggested.
+ */
+#ifndef LETHE_DECK_H
+#define LETHE_DECK_H
+
+#include "lethe/core.h"
+
+#define LT_DECK_STR 512
+#define LT_DECK_MAXLIST 31
+
+typedef struct {
+  /* [data] */
+  char data_path[LT_DECK_STR];
+  int data_scale;
+  int data_standardize;
+  /* [model] */
+  int hidden[LT_DECK_MAXLIST];
+  int nhidden;
+  int activation;       /* lt_act */
+  int init;             /* lt_init */
+  /* [optim] */
+  int optim_kind;       /* lt_opt_kind */
+  double lr, momentum, weight_decay, beta1, beta2, eps;
+  int nesterov;
+  int batch_size;
+  int schedule;         /* lt_sched_kind */
+  long warmup_steps, step_size;
+  double gamma, min_lr;
+  char freeze[LT_DECK_STR];  /* comma-separated layer names */
+  char lr_mult[LT_DECK_STR]; /* comma-separated name:multiplier pairs */
+  /* [train] */
+  int epochs;
+  int dist;             /* lt_dist_mode */
+  int eval_every;
+  long max_steps;       /* 0: no limit */
+  /* [run] */
+  long seed;
+  char out[LT_DECK_STR];
+  int log_level;        /* lt_log_level */
+  int progress;         /* 0 auto, 1 always single-line (\r), 2 plain lines, 3 none */
+
+  /* provenance */
+  char path[LT_DECK_STR]; /* deck file */
+} lt_deck;
+
+/* Parse a deck file and apply overrides ("section.key=value" strings).
+ * path may be NULL (defaults + overrides only). Every rank may call it: no
+ * communication; errors are recorded in ctx with file, line and key. */
+LT_WUR lt_status lt_deck_load(lt_ctx *ctx, const char *path, int noverrides,
+                              char *const *overrides, lt_deck *deck);
+
+/* The resolved deck (every key, defaults included) as INI text in buf. Returns
+ * the length written (truncated to len - 1). */
+size_t lt_deck_text(const lt_deck *deck, char *buf, size_t len);
+
+/* Print the documentation of every key: as text (markdown = 0, for --help) or
+ * as a markdown table (markdown = 1, for the README). */
+void lt_deck_print_doc(FILE *out, int markdown);
+
+/* Levenshtein distance (for suggestions). */
+int lt_edit_distance(const char *a, const char *b);
+
+#endif

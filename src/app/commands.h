@@ -1,0 +1,22 @@
+/* Commands of the lethe executable (internal to src/app). */
+#ifndef LETHE_APP_COMMANDS_H
+#define LETHE_APP_COMMANDS_H
+
+#include "lethe/core.h"
+#include "lethe/linalg.h"
+
+/* Exit codes of the lethe executable (documented in the README). */
+enum {
+  LT_EXIT_OK = 0,
+  LT_EXIT_FAILURE = 1, /* a run failed (I/O, data, numerical, MPI) */
+  LT_EXIT_USAGE = 2    /* bad command line or input deck: nothing was run */
+};
+
+/* Each returns an lt_status; argv[0] is the command name. Collective. */
+LT_WUR lt_status lt_cmd_train(lt_ctx *ctx, const lt_blas_info *blas, int argc, char **argv);
+LT_WUR lt_status lt_cmd_data(lt_ctx *ctx, int argc, char **argv);
+
+void lt_usage_train(FILE *out);
+void lt_usage_data(FILE *out);
+
+#endif

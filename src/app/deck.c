@@ -1,0 +1,473 @@
+/* Input decks: one table documents, parses and validates every key. */
+#include "lethe/deck.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <ini.h>
+
+typedef enum { K_INT, K_LONG, K_REAL, K_BOOL, K_STR, K_PATH, K_ENUM, K_INTLIST } key_type;
+
+typedef struct {
+  const char *section, *key;
+  key_type type;
+  const char *def;     /* default as text (NULL: required) */
+  double min, max;     /* numeric range */
+  int min_open;        /* 1: value must be > min */
+  const char *choices; /* K_ENUM: "a|b|c" (index stored as int) */
+  size_t off;          /* offset of the field in lt_deck */
+  const char *doc;
+} key_spec;
+
+#define F(field) offsetof(lt_deck, field)
+#define BIG 1e300
+
+static const key_spec keys[] = {
+    {"data", "path", K_PATH, NULL, 0, 0, 0, NULL, F(data_path),
+     "dataset HDF5 file (layout of `lethe data info`; make one with `lethe data import-idx`)"},
+    {"data", "scale", K_BOOL, "true", 0, 0, 0, NULL, F(data_scale),
+     "divide uint8 features by 255"},
+    {"data", "standardize", K_BOOL, "false", 0, 0, 0, NULL, F(data_standardize),
+     "subtract the training set's mean and divide by its standard deviation"},
+
+    {"model", "hidden", K_INTLIST, "256", 1, 1 << 20, 0, NULL, F(hidden),
+     "hidden layer widths of the MLP, comma-separated (empty: linear model)"},
+    {"model", "activation", K_ENUM, "relu", 0, 0, 0, "relu|tanh|gelu", F(activation),
+     "activation after every hidden layer"},
+    {"model", "init", K_ENUM, "kaiming", 0, 0, 0, "kaiming|xavier", F(init),
+     "weight initialisation (uniform variants; biases start at 0)"},
+
+    {"optim", "kind", K_ENUM, "sgd", 0, 0, 0, "sgd|adam|adamw", F(optim_kind),
+     "optimizer (adamw: decoupled weight decay)"},
+    {"optim", "lr", K_REAL, "0.05", 0, 10, 1, NULL, F(lr), "base learning rate"},
+    {"optim", "momentum", K_REAL, "0.9", 0, 1, 0, NULL, F(momentum),
+     "SGD momentum, in [0, 1)"},
+    {"optim", "nesterov", K_BOOL, "false", 0, 0, 0, NULL, F(nesterov),
+     "SGD: Nesterov momentum (needs momentum > 0)"},
+    {"optim", "weight_decay", K_REAL, "0", 0, 10, 0, NULL, F(weight_decay),
+     "L2 penalty (sgd, adam) or decoupled decay (adamw)"},
+    {"optim", "beta1", K_REAL, "0.9", 0, 1, 0, NULL, F(beta1), "Adam first-moment decay, in [0, 1)"},
+    {"optim", "beta2", K_REAL, "0.999", 0, 1, 0, NULL, F(beta2),
+     "Adam second-moment decay, in [0, 1)"},
+    {"optim", "eps", K_REAL, "1e-8", 0, 1, 1, NULL, F(eps), "Adam denominator epsilon"},
+    {"optim", "batch_size", K_INT, "128", 1, 1 << 20, 0, NULL, F(batch_size),
+     "global mini-batch size, split over the ranks"},
+    {"optim", "schedule", K_ENUM, "constant", 0, 0, 0, "constant|step|cosine", F(schedule),
+     "learning-rate schedule (cosine decays to min_lr at the last step)"},
+    {"optim", "warmup_steps", K_LONG, "0", 0, 1e12, 0, NULL, F(warmup_steps),
+     "linear warm-up steps from 0 to lr"},
+    {"optim", "step_size", K_LONG, "1000", 1, 1e12, 0, NULL, F(step_size),
+     "step schedule: multiply the lr by gamma every step_size steps"},
+    {"optim", "gamma", K_REAL, "0.1", 0, 1, 1, NULL, F(gamma), "step schedule: decay factor"},
+    {"optim", "min_lr", K_REAL, "0", 0, 10, 0, NULL, F(min_lr), "cosine schedule: final lr"},
+    {"optim", "freeze", K_STR, "", 0, 0, 0, NULL, F(freeze),
+     "layers not trained, comma-separated names (fc1, fc2, ...)"},
+    {"optim", "lr_mult", K_STR, "", 0, 0, 0, NULL, F(lr_mult),
+     "per-layer learning-rate multipliers, e.g. `fc1:0.1,fc2:0.5` (0 freezes)"},
+
+    {"train", "epochs", K_INT, "5", 1, 1e6, 0, NULL, F(epochs), "passes over the training set"},
+    {"train", "dist", K_ENUM, "sharded", 0, 0, 0, "sharded|allreduce", F(dist),
+     "gradient exchange: reduce-scatter + allgather with sharded optimizer state, or plain "
+     "allreduce with replicated updates (for comparison)"},
+    {"train", "eval_every", K_INT, "1", 0, 1e6, 0, NULL, F(eval_every),
+     "evaluate on the test split every N epochs (0: only at the end)"},
+    {"train", "max_steps", K_LONG, "0", 0, 1e15, 0, NULL, F(max_steps),
+     "stop after this many steps in all (0: no limit)"},
+
+    {"run", "seed", K_LONG, "0", 0, 9.0e15, 0, NULL, F(seed),
+     "base seed of every random stream (init, shuffles, sampling)"},
+    {"run", "out", K_STR, "runs/default", 0, 0, 0, NULL, F(out),
+     "run directory (created; holds deck.ini and metrics.h5)"},
+    {"run", "log_level", K_ENUM, "info", 0, 0, 0, "quiet|info|debug", F(log_level),
+     "rank-0 logging (debug also prints tracebacks of errors)"},
+    {"run", "progress", K_ENUM, "auto", 0, 0, 0, "auto|bar|lines|none", F(progress),
+     "progress display: auto (single updating line on a terminal, plain lines otherwise)"},
+};
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+int lt_edit_distance(const char *a, const char *b) {
+  size_t la = strlen(a), lb = strlen(b);
+  if (la > 63 || lb > 63) return 99;
+  int d[64][64];
+  for (size_t i = 0; i <= la; i++) d[i][0] = (int)i;
+  for (size_t j = 0; j <= lb; j++) d[0][j] = (int)j;
+  for (size_t i = 1; i <= la; i++)
+    for (size_t j = 1; j <= lb; j++) {
+      int c = tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]) ? 0 : 1;
+      int v = d[i - 1][j] + 1;
+      if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
+      if (d[i - 1][j - 1] + c < v) v = d[i - 1][j - 1] + c;
+      d[i][j] = v;
+    }
+  return d[la][lb];
+}
+
+static const key_spec *find_key(const char *section, const char *key) {
+  for (size_t i = 0; i < NKEYS; i++)
+    if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].key, key) == 0) return &keys[i];
+  return NULL;
+}
+
+/* Nearest "[section] key" to the unknown one, over all keys. */
+static const key_spec *suggest(const char *section, const char *key) {
+  const key_spec *best = NULL;
+  int bestd = 1 << 30;
+  for (size_t i = 0; i < NKEYS; i++) {
+    int d = lt_edit_distance(keys[i].key, key) + (strcmp(keys[i].section, section) ? 2 : 0);
+    if (d < bestd) {
+      bestd = d;
+      best = &keys[i];
+    }
+  }
+  return bestd <= 4 ? best : NULL;
+}
+
+static int section_exists(const char *section) {
+  for (size_t i = 0; i < NKEYS; i++)
+    if (strcmp(keys[i].section, section) == 0) return 1;
+  return 0;
+}
+
+static const char *const sections[] = {"data", "model", "optim", "train", "run"};
+
+/* Where a value came from, for messages. */
+typedef struct {
+  lt_ctx *ctx;
+  lt_deck *deck;
+  const char *file;
+  int line;
+  unsigned char seen[NKEYS];
+  lt_status st;
+} parse_state;
+
+static void range_text(const key_spec *k, char *buf, size_t len) {
+  switch (k->type) {
+  case K_BOOL: snprintf(buf, len, "true or false"); break;
+  case K_ENUM: {
+    snprintf(buf, len, "one of: ");
+    size_t o = strlen(buf);
+    for (const char *c = k->choices; *c && o + 2 < len; c++) {
+      if (*c == '|') {
+        buf[o++] = ',';
+        buf[o++] = ' ';
+      } else {
+        buf[o++] = *c;
+      }
+      buf[o] = '\0';
+    }
+    break;
+  }
+  case K_INTLIST:
+    snprintf(buf, len, "comma-separated integers in [%.0f, %.0f]", k->min, k->max);
+    break;
+  case K_INT:
+  case K_LONG:
+    if (k->max >= 1e12)
+      snprintf(buf, len, "an integer >= %.0f", k->min);
+    else
+      snprintf(buf, len, "an integer in [%.0f, %.0f]", k->min, k->max);
+    break;
+  case K_REAL:
+    snprintf(buf, len, "a number in %s%g, %g%s", k->min_open ? "(" : "[", k->min, k->max,
+               (k->max == 1 && k->min_open == 0 && k->min == 0) ? ")" : "]");
+    break;
+  case K_PATH: snprintf(buf, len, "the path of an existing, readable file"); break;
+  case K_STR: snprintf(buf, len, "text"); break;
+  }
+}
+
+/* Value within range? For real keys in [0,1) (momentum, betas) the upper end is open. */
+static int real_ok(const key_spec *k, double v) {
+  if (!isfinite(v)) return 0;
+  if (k->min_open ? !(v > k->min) : !(v >= k->min)) return 0;
+  int upper_open = (k->max == 1 && k->min == 0 && !k->min_open);
+  return upper_open ? v < k->max : v <= k->max;
+}
+
+static int parse_bool(const char *s, int *out) {
+  static const char *const t[] = {"true", "yes", "on", "1"}, *const f[] = {"false", "no", "off", "0"};
+  for (int i = 0; i < 4; i++) {
+    if (strcasecmp(s, t[i]) == 0) { *out = 1; return 1; }
+    if (strcasecmp(s, f[i]) == 0) { *out = 0; return 1; }
+  }
+  return 0;
+}
+
+static int parse_long(const char *s, long *out) {
+  errno = 0;
+  char *end = NULL;
+  long v = strtol(s, &end, 10);
+  if (errno || end == s || *end != '\0') return 0;
+  *out = v;
+  return 1;
+}
+
+static lt_status bad_value(parse_state *ps, const key_spec *k, const char *value,
+                           const char *why) {
+  char allowed[256];
+  range_text(k, allowed, sizeof(allowed));
+  return lt_error_set(ps->ctx, LT_ERR_DECK, __FILE__, __LINE__, __func__,
+                      "%s:%d: [%s] %s = '%s': %s; allowed: %s", ps->file, ps->line, k->section,
+                      k->key, value, why, allowed);
+}
+
+static lt_status set_value(parse_state *ps, const key_spec *k, const char *value) {
+  char *base = (char *)ps->deck;
+  void *field = base + k->off;
+  switch (k->type) {
+  case K_INT:
+  case K_LONG: {
+    long v;
+    if (!parse_long(value, &v)) return bad_value(ps, k, value, "not an integer");
+    if ((double)v < k->min || (double)v > k->max) return bad_value(ps, k, value, "out of range");
+    if (k->type == K_INT) *(int *)field = (int)v;
+    else *(long *)field = v;
+    return LT_OK;
+  }
+  case K_REAL: {
+    errno = 0;
+    char *end = NULL;
+    double v = strtod(value, &end);
+    if (errno || end == value || *end != '\0') return bad_value(ps, k, value, "not a number");
+    if (!real_ok(k, v)) return bad_value(ps, k, value, "out of range");
+    *(double *)field = v;
+    return LT_OK;
+  }
+  case K_BOOL: {
+    int v;
+    if (!parse_bool(value, &v)) return bad_value(ps, k, value, "not a boolean");
+    *(int *)field = v;
+    return LT_OK;
+  }
+  case K_ENUM: {
+    int idx = 0;
+    const char *c = k->choices;
+    size_t vl = strlen(value);
+    while (*c) {
+      const char *bar = strchr(c, '|');
+      size_t cl = bar ? (size_t)(bar - c) : strlen(c);
+      if (cl == vl && strncasecmp(c, value, cl) == 0) {
+        *(int *)field = idx;
+        return LT_OK;
+      }
+      idx++;
+      c += cl + (bar ? 1 : 0);
+    }
+    return bad_value(ps, k, value, "unknown choice");
+  }
+  case K_INTLIST: {
+    int *list = (int *)field;
+    int n = 0;
+    char tmp[LT_DECK_STR];
+    snprintf(tmp, sizeof(tmp), "%s", value);
+    for (char *save = NULL, *tok = strtok_r(tmp, ", ", &save); tok;
+         tok = strtok_r(NULL, ", ", &save)) {
+      long v;
+      if (!parse_long(tok, &v)) return bad_value(ps, k, value, "not a list of integers");
+      if ((double)v < k->min || (double)v > k->max) return bad_value(ps, k, value, "out of range");
+      if (n >= LT_DECK_MAXLIST) return bad_value(ps, k, value, "too many entries (at most 31)");
+      list[n++] = (int)v;
+    }
+    ps->deck->nhidden = n;
+    return LT_OK;
+  }
+  case K_PATH:
+  case K_STR:
+    if (strlen(value) >= LT_DECK_STR) return bad_value(ps, k, value, "too long (511 characters at most)");
+    snprintf((char *)field, LT_DECK_STR, "%s", value);
+    return LT_OK;
+  }
+  return LT_ERR_INTERNAL;
+}
+
+static lt_status apply(parse_state *ps, const char *section, const char *key, const char *value) {
+  const key_spec *k = find_key(section, key);
+  if (!k) {
+    if (!section_exists(section)) {
+      const char *best = NULL;
+      int bestd = 1 << 30;
+      for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
+        int d = lt_edit_distance(sections[i], section);
+        if (d < bestd) { bestd = d; best = sections[i]; }
+      }
+      return lt_error_set(ps->ctx, LT_ERR_DECK, __FILE__, __LINE__, __func__,
+                          "%s:%d: unknown section [%s]%s%s%s; sections are [data], [model], "
+                          "[optim], [train], [run]",
+                          ps->file, ps->line, section, bestd <= 3 ? " (did you mean [" : "",
+                          bestd <= 3 ? best : "", bestd <= 3 ? "]?)" : "");
+    }
+    const key_spec *s = suggest(section, key);
+    if (s)
+      return lt_error_set(ps->ctx, LT_ERR_DECK, __FILE__, __LINE__, __func__,
+                          "%s:%d: unknown key '%s' in [%s]; did you mean [%s] %s? "
+                          "(`lethe train --help` lists every key)",
+                          ps->file, ps->line, key, section, s->section, s->key);
+    return lt_error_set(ps->ctx, LT_ERR_DECK, __FILE__, __LINE__, __func__,
+                        "%s:%d: unknown key '%s' in [%s] (`lethe train --help` lists every key)",
+                        ps->file, ps->line, key, section);
+  }
+  size_t idx = (size_t)(k - keys);
+  lt_status st = set_value(ps, k, value);
+  if (st == LT_OK) ps->seen[idx] = 1;
+  return st;
+}
+
+static int deck_handler(void *user, const char *section, const char *name, const char *value) {
+  parse_state *ps = user;
+  if (ps->st != LT_OK) return 0;
+  ps->st = apply(ps, section, name, value);
+  return ps->st == LT_OK;
+}
+
+/* inih calls the reader once per line: count lines to name them in messages. */
+typedef struct {
+  FILE *f;
+  parse_state *ps;
+} reader_state;
+
+static char *counting_reader(char *str, int num, void *stream) {
+  reader_state *rs = stream;
+  char *r = fgets(str, num, rs->f);
+  if (r) rs->ps->line++;
+  return r;
+}
+
+static lt_status check_consistency(lt_ctx *ctx, const lt_deck *d) {
+  if (d->optim_kind == 0 && d->nesterov && d->momentum <= 0)
+    LT_ERROR(ctx, LT_ERR_DECK, "%s: [optim] nesterov = true needs momentum > 0 (momentum = %g)",
+             d->path, d->momentum);
+  return LT_OK;
+}
+
+lt_status lt_deck_load(lt_ctx *ctx, const char *path, int noverrides, char *const *overrides,
+                       lt_deck *deck) {
+  memset(deck, 0, sizeof(*deck));
+  parse_state ps = {.ctx = ctx, .deck = deck, .file = "(defaults)", .line = 0, .st = LT_OK};
+  for (size_t i = 0; i < NKEYS; i++) {
+    if (!keys[i].def) continue;
+    if (keys[i].type == K_PATH) continue;
+    LT_CHECK(ctx, set_value(&ps, &keys[i], keys[i].def));
+  }
+  if (path) {
+    snprintf(deck->path, sizeof(deck->path), "%s", path);
+    FILE *f = fopen(path, "r");
+    if (!f) LT_ERROR(ctx, LT_ERR_IO, "cannot open input deck '%s': %s", path, strerror(errno));
+    reader_state rs = {.f = f, .ps = &ps};
+    ps.file = path;
+    int rc = ini_parse_stream(counting_reader, &rs, deck_handler, &ps);
+    fclose(f);
+    if (ps.st != LT_OK) return lt_error_trace(ctx, ps.st, __FILE__, __LINE__, __func__);
+    if (rc != 0)
+      LT_ERROR(ctx, LT_ERR_DECK, "%s:%d: syntax error (expected `key = value` or `[section]`)",
+               path, rc);
+  }
+  for (int i = 0; i < noverrides; i++) {
+    const char *o = overrides[i];
+    const char *dot = strchr(o, '.'), *eq = strchr(o, '=');
+    if (!dot || !eq || dot > eq)
+      LT_ERROR(ctx, LT_ERR_DECK, "--set '%s': expected section.key=value (e.g. optim.lr=0.1)", o);
+    char section[64], key[64];
+    size_t sl = (size_t)(dot - o), kl = (size_t)(eq - dot - 1);
+    if (sl >= sizeof(section) || kl >= sizeof(key) || sl == 0 || kl == 0)
+      LT_ERROR(ctx, LT_ERR_DECK, "--set '%s': expected section.key=value", o);
+    memcpy(section, o, sl);
+    section[sl] = '\0';
+    memcpy(key, dot + 1, kl);
+    key[kl] = '\0';
+    ps.file = "--set";
+    ps.line = i + 1;
+    LT_CHECK(ctx, apply(&ps, section, key, eq + 1));
+  }
+  /* required keys, then files that must exist */
+  for (size_t i = 0; i < NKEYS; i++) {
+    const key_spec *k = &keys[i];
+    if (!k->def && !ps.seen[i])
+      LT_ERROR(ctx, LT_ERR_DECK, "%s: required key [%s] %s is missing (%s)",
+               path ? path : "(no deck)", k->section, k->key, k->doc);
+    if (k->type == K_PATH && ps.seen[i]) {
+      const char *p = (const char *)deck + k->off;
+      if (access(p, R_OK) != 0)
+        LT_ERROR(ctx, LT_ERR_IO, "%s: [%s] %s = '%s': %s (allowed: the path of an existing, "
+                 "readable file; relative paths are taken from the current directory)",
+                 path ? path : "--set", k->section, k->key, p, strerror(errno));
+    }
+  }
+  LT_CHECK(ctx, check_consistency(ctx, deck));
+  return LT_OK;
+}
+
+static void value_text(const lt_deck *d, const key_spec *k, char *buf, size_t len) {
+  const char *field = (const char *)d + k->off;
+  switch (k->type) {
+  case K_INT: snprintf(buf, len, "%d", *(const int *)field); break;
+  case K_LONG: snprintf(buf, len, "%ld", *(const long *)field); break;
+  case K_REAL: snprintf(buf, len, "%.17g", *(const double *)field); break;
+  case K_BOOL: snprintf(buf, len, "%s", *(const int *)field ? "true" : "false"); break;
+  case K_STR:
+  case K_PATH: snprintf(buf, len, "%s", field); break;
+  case K_ENUM: {
+    int idx = *(const int *)field;
+    const char *c = k->choices;
+    for (int i = 0; i < idx && c; i++) {
+      c = strchr(c, '|');
+      if (c) c++;
+    }
+    size_t cl = c ? (strchr(c, '|') ? (size_t)(strchr(c, '|') - c) : strlen(c)) : 0;
+    snprintf(buf, len, "%.*s", (int)cl, c ? c : "");
+    break;
+  }
+  case K_INTLIST: {
+    buf[0] = '\0';
+    size_t o = 0;
+    for (int i = 0; i < d->nhidden && o < len; i++)
+      o += (size_t)snprintf(buf + o, len - o, "%s%d", i ? "," : "", d->hidden[i]);
+    break;
+  }
+  }
+}
+
+size_t lt_deck_text(const lt_deck *deck, char *buf, size_t len) {
+  size_t o = 0;
+  const char *cur = "";
+  buf[0] = '\0';
+  for (size_t i = 0; i < NKEYS && o + 1 < len; i++) {
+    char v[LT_DECK_STR];
+    value_text(deck, &keys[i], v, sizeof(v));
+    if (strcmp(cur, keys[i].section) != 0) {
+      cur = keys[i].section;
+      o += (size_t)snprintf(buf + o, len - o, "%s[%s]\n", o ? "\n" : "", cur);
+      if (o >= len) break;
+    }
+    o += (size_t)snprintf(buf + o, len - o, "%s = %s\n", keys[i].key, v);
+  }
+  return o < len ? o : len - 1;
+}
+
+void lt_deck_print_doc(FILE *out, int markdown) {
+  if (markdown) {
+    fprintf(out, "| section | key | default | allowed | meaning |\n|---|---|---|---|---|\n");
+  }
+  const char *cur = "";
+  for (size_t i = 0; i < NKEYS; i++) {
+    const key_spec *k = &keys[i];
+    char allowed[256];
+    range_text(k, allowed, sizeof(allowed));
+    const char *def = k->def ? k->def : "(required)";
+    if (markdown) {
+      fprintf(out, "| `[%s]` | `%s` | `%s` | %s | %s |\n", k->section, k->key,
+              *def ? def : "(empty)", allowed, k->doc);
+    } else {
+      if (strcmp(cur, k->section) != 0) {
+        cur = k->section;
+        fprintf(out, "\n[%s]\n", cur);
+      }
+      fprintf(out, "  %-14s %s\n  %-14s default: %s; allowed: %s\n", k->key, k->doc, "",
+              *def ? def : "(empty)", allowed);
+    }
+  }
+}

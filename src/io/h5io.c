@@ -1,0 +1,49 @@
+/* Small HDF5 helpers. */
+#include "lethe/h5io.h"
+
+lt_status lt_h5_write_f64(lt_ctx *ctx, hid_t loc, const char *path, const double *v, size_t n) {
+  hsize_t dims[1] = {(hsize_t)n};
+  hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+  H5Pset_create_intermediate_group(lcpl, 1);
+  hid_t space = H5Screate_simple(1, dims, NULL);
+  hid_t ds = H5Dcreate2(loc, path, H5T_IEEE_F64LE, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+  herr_t e = ds < 0 ? -1 : (n ? H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) : 0);
+  if (ds >= 0) H5Dclose(ds);
+  H5Sclose(space);
+  H5Pclose(lcpl);
+  if (ds < 0 || e < 0) LT_ERROR(ctx, LT_ERR_H5, "cannot write HDF5 dataset '%s'", path);
+  return LT_OK;
+}
+
+lt_status lt_h5_attr_str(lt_ctx *ctx, hid_t obj, const char *name, const char *value) {
+  hid_t type = H5Tcopy(H5T_C_S1);
+  H5Tset_size(type, H5T_VARIABLE);
+  H5Tset_cset(type, H5T_CSET_UTF8);
+  hid_t space = H5Screate(H5S_SCALAR);
+  hid_t a = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+  herr_t e = a < 0 ? -1 : H5Awrite(a, type, &value);
+  if (a >= 0) H5Aclose(a);
+  H5Sclose(space);
+  H5Tclose(type);
+  if (a < 0 || e < 0) LT_ERROR(ctx, LT_ERR_H5, "cannot write HDF5 attribute '%s'", name);
+  return LT_OK;
+}
+
+static lt_status attr_scalar(lt_ctx *ctx, hid_t obj, const char *name, hid_t ftype, hid_t mtype,
+                             const void *v) {
+  hid_t space = H5Screate(H5S_SCALAR);
+  hid_t a = H5Acreate2(obj, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT);
+  herr_t e = a < 0 ? -1 : H5Awrite(a, mtype, v);
+  if (a >= 0) H5Aclose(a);
+  H5Sclose(space);
+  if (a < 0 || e < 0) LT_ERROR(ctx, LT_ERR_H5, "cannot write HDF5 attribute '%s'", name);
+  return LT_OK;
+}
+
+lt_status lt_h5_attr_i64(lt_ctx *ctx, hid_t obj, const char *name, int64_t value) {
+  return attr_scalar(ctx, obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &value);
+}
+
+lt_status lt_h5_attr_f64(lt_ctx *ctx, hid_t obj, const char *name, double value) {
+  return attr_scalar(ctx, obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value);
+}
