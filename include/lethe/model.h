@@ -1,9 +1,10 @@
 /* lethe model: dense layers over one flat parameter buffer, activations, losses.
  *
  * All trainable parameters live in one contiguous float32 buffer theta[n_pad]
- * (n real parameters, zero padding up to n_pad so that any rank count up to
- * the one given at creation splits it into 16-float aligned slices). Layer l
- * is a view: weight W_l [out, in] row-major at w_off, bias b_l [out] at b_off.
+ * (n real parameters, zero padding up to n_pad, a multiple of 16 * pad_ranks, so
+ * that any rank count dividing pad_ranks splits it into 16-float (64-byte)
+ * aligned slices). Layer l is a view: weight W_l [out, in] row-major at w_off,
+ * bias b_l [out] at b_off; layers are stored in order, each W then b.
  *
  * Forward:   Z_l = A_{l-1} W_l^T + 1 b_l^T,  A_l = act(Z_l)  (no act on the last layer)
  * Loss:      softmax cross-entropy on the logits Z_L (optionally masked)
@@ -45,6 +46,9 @@ typedef struct {
   float **dz;    /* dz[l] for l = 1..nlayers: gradient w.r.t. Z_l */
   float **z;     /* z[l] pre-activations for l = 1..nlayers (needed by tanh/GELU backward) */
   float *ones;   /* [max_batch] of 1.0f for bias GEMMs */
+  float *sq_a;   /* [max_batch * widest] scratch of lt_model_backward_sqgrad: A .* A */
+  float *sq_dz;  /* [max_batch * widest] scratch of lt_model_backward_sqgrad: dZ .* dZ */
+  int widest;    /* max(in_dim, widths of all layers) */
   lt_ctx *ctx;
 } lt_model;
 
@@ -56,14 +60,21 @@ typedef struct {
   lt_act act;
   lt_init init;
   int max_batch;
-  int pad_ranks;        /* pad n so that it splits into this many aligned slices (>= ctx->size) */
+  int pad_ranks;        /* pad n so that it splits into this many aligned slices; must be a
+                           multiple of ctx->size (e.g. ctx->size itself); <= 0 means ctx->size */
 } lt_model_cfg;
 
+/* Validates cfg (dims >= 1, 0 <= nhidden < LT_MAX_LAYERS, max_batch >= 1, known act and
+ * init, pad_ranks a multiple of ctx->size), allocates theta, grad and the workspaces
+ * (64-byte aligned) and initialises theta with lt_model_init(m, ctx->seed, cfg->init). */
 LT_WUR lt_status lt_model_create(lt_ctx *ctx, const lt_model_cfg *cfg, lt_model **m);
 void lt_model_destroy(lt_model **m);
 
-/* Seeded initialisation: weights Kaiming-uniform (fan_in, gain for ReLU) or
- * Xavier-uniform, biases zero. Same result on every rank (stream (seed, 0, LT_RNG_INIT)). */
+/* Seeded initialisation: weights U(-b, b), Kaiming-uniform with the ReLU gain sqrt(2):
+ * b = sqrt(2) * sqrt(3 / fan_in) = sqrt(6 / fan_in), or Xavier-uniform:
+ * b = sqrt(6 / (fan_in + fan_out)); biases and padding zero. Weights are drawn layer by
+ * layer in row-major order, one uniform each, from the stream (seed, 0, LT_RNG_INIT), so
+ * every rank gets the same theta. */
 void lt_model_init(lt_model *m, uint64_t seed, lt_init init);
 
 /* Forward pass of B <= max_batch rows of x [B, in_dim] with parameters m->theta.
@@ -72,21 +83,27 @@ void lt_model_init(lt_model *m, uint64_t seed, lt_init init);
 const float *lt_model_forward(lt_model *m, const float *x, int B);
 
 /* Backward pass from dlogits [B, out_dim] (gradient of the loss w.r.t. the
- * logits of the last forward call). Writes (beta = 0) or accumulates (beta = 1)
- * the parameter gradient into grad[n_pad] (may be m->grad). */
+ * logits of the last forward call; may be m->dz[m->nlayers]). Writes (beta = 0)
+ * or accumulates (beta = 1) the parameter gradient into grad[n_pad] (may be
+ * m->grad). beta = 0 also zeroes the padding grad[n, n_pad); beta = 1 leaves it. */
 void lt_model_backward(lt_model *m, const float *dlogits, int B, float *grad, float beta);
 
 /* Per-sample squared gradients, summed over the B samples of the last forward
  * call, ADDED to acc[n_pad]:  acc_W += (dZ .* dZ)^T (A .* A),  acc_b += sum_rows dZ .* dZ.
- * dlogits holds each sample's own loss gradient (unscaled by 1/B). One GEMM per
- * layer. Uses scratch space inside the model (overwrites dz and act copies). */
+ * dlogits holds each sample's own loss gradient (unscaled by 1/B; may be
+ * m->dz[m->nlayers]). One GEMM per layer. Overwrites m->dz (as the backward does)
+ * and the scratch m->sq_a, m->sq_dz; the activations stay valid. acc's padding is
+ * not touched. */
 void lt_model_backward_sqgrad(lt_model *m, const float *dlogits, int B, float *acc);
 
 /* Fused, numerically stable softmax cross-entropy over B rows of logits [B, C].
  * mask: NULL, or [C] with 1 for classes that take part (others get -inf logit).
- * Writes dlogits[B, C] = scale * (softmax - onehot(y)) unless dlogits is NULL, and
- * returns the SUM over rows of the per-row loss. Counts rows whose argmax
- * (over unmasked classes) equals the label into *correct when non-NULL. */
+ * Writes dlogits[B, C] = scale * (softmax - onehot(y)) unless dlogits is NULL
+ * (masked classes get 0), and returns the SUM over rows of the per-row loss
+ * (unscaled). Counts rows whose argmax (over unmasked classes, first index on
+ * ties) equals the label into *correct when non-NULL (overwritten, not added).
+ * Precondition: the mask leaves at least one class, and every label's class,
+ * unmasked (a row whose label is masked has an infinite loss: a caller's bug). */
 double lt_softmax_xent(float *dlogits, long *correct, const float *logits, const int32_t *y,
                        const uint8_t *mask, int B, int C, float scale);
 
