@@ -1,0 +1,40 @@
+# Shared by the integration tests: arguments, mpirun, assertions.
+# $1 lethe executable, $2 source dir, $3 scratch dir, $4 mpiexec
+set -uo pipefail
+LETHE=$1 SRC=$2 SCRATCH=$3 MPIEXEC=${4:-mpirun}
+rm -rf "$SCRATCH" && mkdir -p "$SCRATCH" && cd "$SCRATCH" || exit 1
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 BLIS_NUM_THREADS=${BLIS_NUM_THREADS:-1}
+FAILS=0 PASSES=0
+
+# run NP TIMEOUT_S OUTFILE args...: lethe under mpirun; prints the exit code (124 = timed out)
+run() {
+  local np=$1 to=$2 out=$3
+  shift 3
+  timeout -k 5 "$to" "$MPIEXEC" --oversubscribe --bind-to none -n "$np" "$LETHE" "$@" >"$out" 2>&1
+  echo $?
+}
+
+ok() { PASSES=$((PASSES + 1)); echo "ok   - $*"; }
+bad() { FAILS=$((FAILS + 1)); echo "FAIL - $*"; }
+
+# expect_fail NAME NP PATTERN args...: non-zero exit, no hang, output matches PATTERN (grep -E)
+expect_fail() {
+  local name=$1 np=$2 pat=$3
+  shift 3
+  local out="$SCRATCH/$name.out"
+  local rc
+  rc=$(run "$np" 60 "$out" "$@")
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+    bad "$name: hung (killed after 60 s)"; sed 's/^/    /' "$out"; return
+  fi
+  if [ "$rc" = 0 ]; then bad "$name: exit 0, expected failure"; sed 's/^/    /' "$out"; return; fi
+  if ! grep -qE -- "$pat" "$out"; then
+    bad "$name: output lacks /$pat/"; sed 's/^/    /' "$out"; return
+  fi
+  ok "$name (exit $rc): $(grep -m1 -E -- "$pat" "$out" | cut -c1-150)"
+}
+
+finish() {
+  echo "$PASSES passed, $FAILS failed"
+  [ "$FAILS" = 0 ]
+}
