@@ -43,6 +43,8 @@ int lt_main(int argc, char **argv) {
   } else if (strcmp(cmd, "train") == 0) {
     if (argc > 2 && is_help(argv[2])) {
       if (ctx->rank == 0) lt_usage_train(stdout);
+    } else if (argc > 2 && strcmp(argv[2], "--help-markdown") == 0) {
+      if (ctx->rank == 0) lt_deck_print_doc(stdout, 1); /* the README's table */
     } else {
       lt_blas_info blas;
       lt_blas_setup(&blas);
