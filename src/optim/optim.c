@@ -202,12 +202,13 @@ static void sgd_momentum(float *restrict theta, float *restrict v, const float *
 }
 
 /* Adam/AdamW. theta[n], m1[n], m2[n] in/out; g[n], mult[n] in.
- * wdc: coupled (L2, Adam) decay, wdd: decoupled (AdamW) decay times lr;
- * step = lr / (1 - b1^t), isb2 = 1 / sqrt(1 - b2^t). */
+ * wdc: coupled (L2, Adam) decay, lrwdd: decoupled (AdamW) decay times lr;
+ * step = lr / (1 - b1^t), isb2 = 1 / sqrt(1 - b2^t); c1 = 1 - b1, c2 = 1 - b2
+ * rounded from double (1.0f - (float)0.999 would be off by 1e-5 relative). */
 static void adam(float *restrict theta, float *restrict m1, float *restrict m2,
                  const float *restrict g, const float *restrict mult, size_t n, float step,
-                 float isb2, float wdc, float lrwdd, float b1, float b2, float eps) {
-  const float c1 = 1.0f - b1, c2 = 1.0f - b2;
+                 float isb2, float wdc, float lrwdd, float b1, float b2, float c1, float c2,
+                 float eps) {
   for (size_t i = 0; i < n; i++) {
     float th = theta[i], m = mult[i], ao = m1[i], bo = m2[i];
     float gp = g[i] + wdc * th;
@@ -241,7 +242,7 @@ void lt_optim_step(lt_optim *o, float *theta_owned, const float *grad_owned) {
     adam(theta_owned, o->state[0], o->state[1], grad_owned, o->mult, o->n, (float)(lr / bc1),
          (float)(1.0 / sqrt(bc2)), decoupled ? 0.0f : (float)c->weight_decay,
          decoupled ? (float)(lr * c->weight_decay) : 0.0f, (float)c->beta1, (float)c->beta2,
-         (float)c->eps);
+         (float)(1.0 - c->beta1), (float)(1.0 - c->beta2), (float)c->eps);
     break;
   }
   }
