@@ -36,14 +36,21 @@ typedef struct {
 /* Collective over ctx->comm. split is "train" or "test". On standardisation with
  * opts->std <= 0 the train split's global mean/std are computed and written back
  * into opts so that the test split can reuse them. Errors name the file and the
- * problem (missing file, missing dataset, shape/dtype mismatch, label out of range). */
+ * problem (missing file, missing dataset, shape/dtype mismatch, label out of range).
+ * opts may be NULL (scale 1, no standardisation). Standardising a split other
+ * than "train" with opts->std <= 0 is an error (load "train" first). mean/std are
+ * those of the scaled features, over all samples and features of the split.
+ * On error every rank returns an error (no rank is left in a collective). */
 LT_WUR lt_status lt_dataset_load(lt_ctx *ctx, const char *path, const char *split,
                                  lt_data_opts *opts, lt_dataset **ds);
 void lt_dataset_destroy(lt_dataset **ds);
 
 /* Convert IDX files (gzipped or plain) to the dataset layout. test_images and
  * test_labels may be NULL (then no /test group). Runs on rank 0 only (others
- * return LT_OK immediately after the agreement); collective. */
+ * return LT_OK immediately after the agreement); collective. Writes x as uint8
+ * [N, 1, H, W] and y as uint8 [N] (contiguous), num_classes = max label + 1 (at
+ * least 2) and name (NULL: the output's base name without extension). The file
+ * is written as OUT.tmp and renamed to OUT, so a failed import leaves no OUT. */
 LT_WUR lt_status lt_data_import_idx(lt_ctx *ctx, const char *train_images,
                                     const char *train_labels, const char *test_images,
                                     const char *test_labels, const char *out, const char *name);
@@ -55,7 +62,11 @@ LT_WUR lt_status lt_data_info(lt_ctx *ctx, const char *path, FILE *out);
  * B/P + (r < B%P) rows. Each epoch each rank shuffles its shard with its own
  * stream (seed, rank, LT_RNG_SHUFFLE) and walks it; the number of steps per
  * epoch is min over ranks of floor(n_r / B_r), the same on every rank without
- * communication (drop-last). */
+ * communication (drop-last). This needs ds->n == lt_shard_count(ds->n_global,
+ * rank, size) (the shard lt_dataset_load gives) and B >= P; otherwise create
+ * fails with LT_ERR_ARG. Epoch e's order is a shuffle with the stream's outputs
+ * from e * 2^40 on, so it depends only on (ctx->seed, rank, e): b->rng holds the
+ * base stream and the position is just (epoch, step). */
 typedef struct {
   const lt_dataset *ds;
   int global_batch;
@@ -71,9 +82,13 @@ typedef struct {
 LT_WUR lt_status lt_batcher_create(lt_ctx *ctx, const lt_dataset *ds, int global_batch,
                                    lt_batcher **b);
 void lt_batcher_destroy(lt_batcher **b);
-/* Start epoch e (reshuffles). */
+/* Start epoch e (reshuffles). create starts epoch 0. */
 void lt_batcher_epoch(lt_batcher *b, long epoch);
-/* Fill b->xb, b->yb with the next batch of the epoch; returns the rows (local_batch). */
+/* Position at (epoch, step) as if `step` batches of that epoch had been taken (restart). */
+void lt_batcher_seek(lt_batcher *b, long epoch, long step);
+/* Fill b->xb, b->yb with the next batch of the epoch; returns the rows (local_batch),
+ * or 0 when the epoch's steps_per_epoch batches are used up (then call lt_batcher_epoch).
+ * Row k of the batch is local row b->perm[(b->step - 1) * local_batch + k] of ds. */
 int lt_batcher_next(lt_batcher *b);
 
 /* Rows of the global batch that rank r of P takes. */
