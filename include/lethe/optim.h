@@ -53,7 +53,9 @@ typedef struct lt_optim lt_optim;
 
 /* Optimizer for the owned range [lo, hi) of a flat buffer. Validates cfg: each
  * bad value is an LT_ERR_ARG naming the key (optim.lr, optim.momentum, ...), the
- * value and the allowed range. Moments start at zero, multipliers at 1. */
+ * value and the allowed range (momentum and nesterov are SGD's: nesterov = 1
+ * needs momentum > 0 with SGD and is ignored by Adam). Moments start at zero,
+ * multipliers at 1. */
 LT_WUR lt_status lt_optim_create(lt_ctx *ctx, const lt_optim_cfg *cfg, size_t lo, size_t hi,
                                  lt_optim **opt);
 void lt_optim_destroy(lt_optim **opt);

@@ -75,9 +75,10 @@ static lt_status validate(lt_ctx *ctx, const lt_optim_cfg *c) {
              c->momentum);
   if (c->nesterov != 0 && c->nesterov != 1)
     LT_ERROR(ctx, LT_ERR_ARG, "optim.nesterov = %d is invalid: allowed 0 or 1", c->nesterov);
-  if (c->nesterov && !(c->momentum > 0.0))
+  if (c->kind == LT_OPT_SGD && c->nesterov && !(c->momentum > 0.0))
     LT_ERROR(ctx, LT_ERR_ARG,
-             "optim.nesterov = 1 requires optim.momentum > 0 (allowed (0, 1)), got momentum = %g",
+             "optim.nesterov = 1 requires optim.momentum > 0 (allowed (0, 1)) for SGD, got "
+             "momentum = %g",
              c->momentum);
   if (!(c->weight_decay >= 0.0) || !isfinite(c->weight_decay))
     LT_ERROR(ctx, LT_ERR_ARG, "optim.weight_decay = %g is invalid: allowed a finite value >= 0",
