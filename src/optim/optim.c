@@ -205,7 +205,9 @@ static void sgd_momentum(float *restrict theta, float *restrict v, const float *
 /* Adam/AdamW. theta[n], m1[n], m2[n] in/out; g[n], mult[n] in.
  * wdc: coupled (L2, Adam) decay, lrwdd: decoupled (AdamW) decay times lr;
  * step = lr / (1 - b1^t), isb2 = 1 / sqrt(1 - b2^t); c1 = 1 - b1, c2 = 1 - b2
- * rounded from double (1.0f - (float)0.999 would be off by 1e-5 relative). */
+ * rounded from double (1.0f - (float)0.999 would be off by 1e-5 relative).
+ * GCC vectorises this loop only with -fno-math-errno (else each sqrtf keeps an
+ * errno branch): measured 1.6 vs 13 ns per element on the build machine. */
 static void adam(float *restrict theta, float *restrict m1, float *restrict m2,
                  const float *restrict g, const float *restrict mult, size_t n, float step,
                  float isb2, float wdc, float lrwdd, float b1, float b2, float c1, float c2,
