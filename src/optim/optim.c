@@ -161,7 +161,7 @@ void lt_optim_destroy(lt_optim **po) {
 }
 
 lt_status lt_optim_set_lr_mult(lt_optim *o, size_t off, size_t len, double mult) {
-  if (!(mult >= 0.0) || !isfinite(mult))
+  if (!(mult >= 0.0) || !isfinite((float)mult)) /* finite also once rounded to float */
     LT_ERROR(o->ctx, LT_ERR_ARG,
              "learning-rate multiplier %g for parameters [%zu, %zu + %zu) is invalid: allowed a "
              "finite value >= 0 (0 freezes)",

@@ -295,8 +295,8 @@ static void test_lr_mult_invalid(void **state) {
   lt_optim_cfg c = base_cfg(LT_OPT_SGD);
   lt_optim *o = NULL;
   assert_int_equal(lt_optim_create(ctx, &c, 0, 10, &o), LT_OK);
-  const double bad[] = {-1.0, NAN, INFINITY};
-  for (int i = 0; i < 3; i++) {
+  const double bad[] = {-1.0, NAN, INFINITY, 1e300 /* inf as float */};
+  for (int i = 0; i < 4; i++) {
     lt_error_clear(ctx);
     assert_int_equal(lt_optim_set_lr_mult(o, 0, 5, bad[i]), LT_ERR_ARG);
     assert_non_null(strstr(ctx->errmsg, "multiplier"));
