@@ -39,6 +39,7 @@ typedef struct {
   /* [train] */
   int epochs;
   int dist;             /* lt_dist_mode */
+  int collective;       /* lt_coll */
   int eval_every;
   long max_steps;       /* 0: no limit */
   /* [run] */

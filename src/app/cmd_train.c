@@ -193,6 +193,17 @@ typedef struct {
   int dirty;       /* a \r line is on screen */
 } progress;
 
+/* A single updating line only on a real terminal. Under mpirun or srun a rank's
+ * stdout is a pseudo-terminal or pipe owned by the launcher, whatever mpirun's
+ * own output is, so launched ranks print plain lines (progress = bar forces the
+ * single line). */
+static int auto_progress(const lt_ctx *ctx) {
+  const char *term = getenv("TERM");
+  int launched = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_RANK") || getenv("SLURM_PROCID");
+  int tty = !launched && isatty(fileno(ctx->log)) && term && *term && strcmp(term, "dumb") != 0;
+  return tty ? 1 : 2;
+}
+
 static void fmt_duration(char *buf, size_t len, double s) {
   if (!(s >= 0) || s > 1e7) {
     snprintf(buf, len, "--:--");
@@ -358,6 +369,7 @@ static lt_status setup_model(lt_ctx *ctx, train_run *r) {
              "[optim] warmup_steps = %ld must be below the run's %ld steps for the cosine schedule",
              oc.warmup_steps, total);
   LT_CHECK(ctx, lt_trainer_create(ctx, r->model, &oc, (lt_dist_mode)d->dist, &r->trainer));
+  r->trainer->sh.coll = (lt_coll)d->collective;
   LT_CHECK(ctx, apply_layer_lr(ctx, d, r->model, r->trainer->opt));
   LT_CHECK(ctx, record_create(ctx, &r->rec, total, d->epochs));
   return LT_OK;
@@ -398,7 +410,7 @@ static void log_setup(const lt_ctx *ctx, const train_run *r, const lt_blas_info 
 static lt_status train_loop(lt_ctx *ctx, train_run *r, const lt_blas_info *blas) {
   const lt_deck *d = &r->deck;
   lt_batcher *b = r->batcher;
-  progress prog = {.mode = d->progress == 0 ? (isatty(fileno(ctx->log)) ? 1 : 2) : d->progress};
+  progress prog = {.mode = d->progress == 0 ? auto_progress(ctx) : d->progress};
   provenance pv = {.deck_text = r->deck_text, .blas = blas};
   long total = r->rec.cap, step_all = 0;
   double train_time = 0.0;

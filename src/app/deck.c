@@ -74,6 +74,9 @@ static const key_spec keys[] = {
     {"train", "dist", K_ENUM, "sharded", 0, 0, 0, "sharded|allreduce", F(dist),
      "gradient exchange: reduce-scatter + allgather with sharded optimizer state, or plain "
      "allreduce with replicated updates (for comparison)"},
+    {"train", "collective", K_ENUM, "ring", 0, 0, 0, "ring|mpi", F(collective),
+     "sharded reduce-scatter: lethe's ring of MPI_Sendrecv (fast on one node) or "
+     "MPI_Reduce_scatter_block"},
     {"train", "eval_every", K_INT, "1", 0, 1e6, 0, NULL, F(eval_every),
      "evaluate on the test split every N epochs (0: only at the end)"},
     {"train", "max_steps", K_LONG, "0", 0, 1e15, 0, NULL, F(max_steps),
