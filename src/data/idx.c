@@ -2,6 +2,7 @@
  * dataset layout. Rank 0 reads and writes (serial HDF5 with the default file
  * driver); the file is written as OUT.tmp and renamed, so a failed import never
  * leaves a partial OUT. */
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,10 +33,15 @@ static long long gz_read_all(gzFile f, void *buf, size_t n) {
   return (long long)got;
 }
 
-static const char *gz_msg(gzFile f) {
-  int errnum = 0;
+/* zlib's message for the stream's error state without the "path: " prefix zlib
+ * adds, or `otherwise` when zlib saw no error. */
+static const char *gz_msg(gzFile f, const char *path, const char *otherwise) {
+  int errnum = Z_OK;
   const char *m = gzerror(f, &errnum);
-  return (m && *m) ? m : "unexpected end of data";
+  if (errnum == Z_OK || !m || !*m) return otherwise;
+  size_t pl = strlen(path);
+  if (strncmp(m, path, pl) == 0 && m[pl] == ':' && m[pl + 1] == ' ') m += pl + 2;
+  return m;
 }
 
 /* Read an IDX file of the kind `magic` into a (uint8 data). */
@@ -56,7 +62,7 @@ static lt_status idx_read(lt_ctx *ctx, const char *path, uint32_t magic, idx_arr
   long long r = gz_read_all(f, hdr, hlen);
   if (r < 0 || (size_t)r < 4)
     LT_DATA_FAIL(ctx, st, LT_ERR_DATA, "corrupt or truncated gzip/IDX file '%s': %s", path,
-                 r < 0 ? gz_msg(f) : "shorter than the 4-byte IDX magic");
+                 gz_msg(f, path, "shorter than the 4-byte IDX magic"));
   uint32_t v[4] = {0, 0, 0, 0};
   for (int k = 0; k < 4; k++)
     v[k] = (uint32_t)hdr[4 * k] << 24 | (uint32_t)hdr[4 * k + 1] << 16 |
@@ -82,18 +88,21 @@ static lt_status idx_read(lt_ctx *ctx, const char *path, uint32_t magic, idx_arr
     LT_DATA_FAIL(ctx, st, LT_ERR_MEM, "out of memory reading %zu bytes of %s file '%s'", bytes,
                  kind, path);
   r = gz_read_all(f, a->data, bytes);
-  if (r < 0 || (size_t)r < bytes)
+  if (r < 0)
     LT_DATA_FAIL(ctx, st, LT_ERR_DATA,
-                 "corrupt or truncated gzip/IDX file '%s': %s (expected %zu data bytes for "
-                 "%u x %u x %u, read %lld)",
-                 path, r < 0 ? gz_msg(f) : "data ends early", bytes, a->n, a->h, a->w,
-                 r < 0 ? 0LL : r);
+                 "corrupt or truncated gzip/IDX file '%s': %s (reading %zu data bytes for "
+                 "%u x %u x %u)", path, gz_msg(f, path, "read error"), bytes, a->n, a->h, a->w);
+  if ((size_t)r < bytes)
+    LT_DATA_FAIL(ctx, st, LT_ERR_DATA,
+                 "corrupt or truncated gzip/IDX file '%s': %s: the data ends after %lld of "
+                 "%zu bytes for %u x %u x %u", path, gz_msg(f, path, "short file"), r, bytes,
+                 a->n, a->h, a->w);
   /* reading past the end verifies the gzip trailer (CRC, length) and finds extra bytes */
   uint8_t extra;
   r = gz_read_all(f, &extra, 1);
   if (r < 0)
     LT_DATA_FAIL(ctx, st, LT_ERR_DATA, "corrupt or truncated gzip/IDX file '%s': %s", path,
-                 gz_msg(f));
+                 gz_msg(f, path, "read error"));
   if (r > 0)
     LT_DATA_FAIL(ctx, st, LT_ERR_DATA,
                  "%s file '%s' has data after its %u x %u x %u values (wrong dimensions?)", kind,
@@ -232,7 +241,7 @@ static lt_status import(lt_ctx *ctx, const char *train_images, const char *train
     LT_DATA_FAIL(ctx, st, LT_ERR_IO, "cannot finish writing '%s': %s", tmp,
                  lt_data_h5_msg(msg, sizeof(msg)));
   if (rename(tmp, out) != 0)
-    LT_DATA_FAIL(ctx, st, LT_ERR_IO, "cannot rename '%s' to '%s'", tmp, out);
+    LT_DATA_FAIL(ctx, st, LT_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, out, strerror(errno));
   lt_log(ctx, LT_LOG_INFO, "data: wrote '%s' (%s): train %u x %u x %u%s, %d classes\n", out,
          name, tx.n, tx.h, tx.w, has_test ? ", test too" : "", nc);
   if (has_test) lt_log(ctx, LT_LOG_INFO, "data: test split %u samples\n", ex.n);

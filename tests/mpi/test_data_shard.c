@@ -94,8 +94,9 @@ static void write_good(const char *path) {
   H5Fclose(f);
 }
 
-/* num_classes = 3, labels i % 3 except y[1] = 7 and y[5] = -1 (two bad labels;
- * the first belongs to rank 1's shard when P >= 2) */
+/* num_classes = 3, labels i % 3 except y[1] = 4, y[2] = 9 and y[5] = -1: the
+ * first bad label is in rank 1's shard when P >= 2, and a larger bad value sits
+ * on another rank, so only the owner of the first may report its value */
 static void write_badlabels(const char *path) {
   hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   float x[20 * 2];
@@ -105,7 +106,8 @@ static void write_badlabels(const char *path) {
     x[2 * i + 1] = 1.0f;
     y[i] = (int16_t)(i % 3);
   }
-  y[1] = 7;
+  y[1] = 4;
+  y[2] = 9;
   y[5] = -1;
   hsize_t xd[2] = {20, 2}, yd[1] = {20};
   write_array(f, "/train/x", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, xd, x);
@@ -317,8 +319,8 @@ static void test_errors_agree(void **state) {
   assert_int_equal(st, LT_ERR_DATA);
   assert_null(ds);
   assert_non_null(strstr(msg, badlab));
-  assert_non_null(strstr(msg, "y[1] = 7"));
-  assert_non_null(strstr(msg, "2 label(s)"));
+  assert_non_null(strstr(msg, "y[1] = 4"));
+  assert_non_null(strstr(msg, "3 label(s)"));
   assert_int_equal(st2, LT_ERR_IO);
   assert_non_null(strstr(msg2, "does not exist"));
   assert_non_null(strstr(msg2, missing));
