@@ -61,42 +61,36 @@ fi
 # ------------------------------------------------------------------ helpers
 # best NAME VALUE...: the largest of the numeric values (empty if none).
 best() { printf '%s\n' "$@" | awk 'NF && $1+0 > 0 { if (m == "" || $1 + 0 > m) m = $1 + 0 } END { if (m != "") printf "%.1f", m }'; }
-# field LOG KEY: value of "KEY=value" on the last RESULT line that has it.
-field() { grep '^RESULT ' "$1" | grep -o "$2=[^ ]*" | tail -1 | cut -d= -f2; }
-
-# run_lethe NAME RANKS THREADS: best samples/s of the runs; logs in $logs/NAME.*.log
-run_lethe() {
-  local name=$1 np=$2 nt=$3 vals=() i log v
-  for ((i = 1; i <= repeat; i++)); do
-    log=$logs/lethe_$name.$i.log
-    BLIS_NUM_THREADS=$nt "$mpiexec" --oversubscribe --bind-to none -n "$np" "$lethe" train "$deck" \
-      --set "data.path=$data" --set "run.out=$work/runs/$name" --set run.progress=none \
-      --profile > "$log" 2>&1
-    local rc=$?
-    v=$(sed -n 's/.*training throughput \([0-9.]*\) samples\/s.*/\1/p' "$log" | tail -1)
-    if [ $rc -ne 0 ] || [ -z "$v" ]; then
-      fail "lethe $name (exit $rc, see $log)"
-      tail -20 "$log" >&2
-      return
-    fi
-    vals+=("$v")
-  done
-  best "${vals[@]}"
+# field LOG KEY: value of "KEY=value" on the last RESULT line that has it; the key
+# lethe_samples_per_s is the throughput on lethe train's final "done" line.
+field() {
+  if [ "$2" = lethe_samples_per_s ]; then
+    sed -n 's/^done .*training throughput \([0-9.]*\) samples\/s.*/\1/p' "$1" | tail -1
+  else
+    grep '^RESULT ' "$1" | grep -o "$2=[^ ]*" | tail -1 | cut -d= -f2
+  fi
 }
 
-# run_gemm BATCH THREADS: best step-GEMM GFLOP/s
-run_gemm() {
-  local B=$1 nt=$2 vals=() i log
-  for ((i = 1; i <= repeat; i++)); do
-    log=$logs/gemm_b${B}_t${nt}.$i.log
-    if ! BLIS_NUM_THREADS=$nt "$gemm" gemm "$B" > "$log" 2>&1 || [ -z "$(field "$log" gflops)" ]; then
-      fail "bench_gemm gemm $B at $nt thread(s) (see $log)"
-      tail -20 "$log" >&2
-      return
-    fi
-    vals+=("$(field "$log" gflops)")
-  done
-  best "${vals[@]}"
+# once LOG KEY CMD...: run CMD with output to LOG; print the RESULT value KEY, or
+# record a failure (crash, or no result) and print nothing.
+once() {
+  local log=$1 key=$2 rc v
+  shift 2
+  "$@" > "$log" 2>&1
+  rc=$?
+  v=$(field "$log" "$key")
+  if [ $rc -ne 0 ] || [ -z "$v" ]; then
+    fail "exit $rc: $* (see $log)"
+    tail -20 "$log" >&2
+    return
+  fi
+  echo "$v"
+}
+
+# lethe_train NAME RANKS THREADS: one epoch of the bench deck, with timers
+lethe_train() {
+  BLIS_NUM_THREADS=$3 "$mpiexec" --oversubscribe --bind-to none -n "$2" "$lethe" train "$deck" \
+    --set "data.path=$data" --set "run.out=$work/runs/$1" --set run.progress=none --profile
 }
 
 # Python with torch and h5py
@@ -107,61 +101,43 @@ for p in ${LETHE_BENCH_PYTHON:-} python3 /usr/bin/python3; do
     break
   fi
 done
-
-# run_torch NAME MODE [ENV...]: best RESULT value of torch_mlp.py MODE at 2 threads
-run_torch() {
-  local name=$1 mode=$2 key vals=() i log
-  shift 2
-  [ "$mode" = train ] && key=torch_train_samples_per_s || key=torch_fisher_samples_per_s
-  [ -n "$python" ] || return
-  for ((i = 1; i <= repeat; i++)); do
-    log=$logs/torch_$name.$i.log
-    if ! env "$@" BLIS_NUM_THREADS=2 "$python" "$src/tests/bench/torch_mlp.py" "$mode" "$data" \
-        --threads 2 > "$log" 2>&1 || [ -z "$(field "$log" "$key")" ]; then
-      fail "torch $name (see $log)"
-      tail -20 "$log" >&2
-      return
-    fi
-    vals+=("$(field "$log" "$key")")
-  done
-  best "${vals[@]}"
+torch_run() { # torch_run MODE [VAR=VALUE...]
+  local mode=$1
+  shift
+  env "$@" BLIS_NUM_THREADS=2 "$python" "$src/tests/bench/torch_mlp.py" "$mode" "$data" --threads 2
 }
 
-# ------------------------------------------------------------------ runs
-echo "bench: GEMM rates (bench_gemm)"
-g128_1=$(run_gemm 128 1)
-g128_2=$(run_gemm 128 2)
-g64_1=$(run_gemm 64 1)
-kernels=$(grep -h '^blis ' "$logs"/gemm_b128_t1.1.log 2>/dev/null | head -1)
-arch=$(echo "$kernels" | awk '{print $4}')
-case $arch in # BLIS 0.9's arch_t, for running torch on lethe's kernels
+# lethe's kernel set, and its BLIS 0.9 arch_t id for running torch on the same kernels
+arch=$(BLIS_NUM_THREADS=1 "$gemm" gemm 8 0.01 2> /dev/null | awk '/^blis / { print $4; exit }')
+case $arch in
   skx) arch_id=0 ;; knl) arch_id=1 ;; haswell) arch_id=3 ;; sandybridge) arch_id=4 ;;
   zen3) arch_id=6 ;; zen2) arch_id=7 ;; zen) arch_id=8 ;; *) arch_id= ;;
 esac
 
-echo "bench: lethe training runs"
-l11=$(run_lethe 1x1 1 1)
-l12=$(run_lethe 1x2 1 2)
-l21=$(run_lethe 2x1 2 1)
-
-echo "bench: PyTorch peer${python:+ ($python)}"
-t_def=$(run_torch default train)
-t_arch=
-[ -n "$arch_id" ] && t_arch=$(run_torch lethe_kernels train BLIS_ARCH_TYPE=$arch_id)
-
-echo "bench: Fisher"
-f_lethe=
+# ------------------------------------------------------------------ runs
+# Each lethe configuration runs right after the GEMM timing it is compared with,
+# and repeats are interleaved, so that a burst of load from other users hits
+# both sides of a ratio alike.
+g128_1='' g128_2='' g64_1='' l11='' l12='' l21='' t_def='' t_arch='' f_lethe='' f_torch=''
 for ((i = 1; i <= repeat; i++)); do
-  log=$logs/fisher_lethe.$i.log
-  if BLIS_NUM_THREADS=2 "$gemm" fisher 4096 256 > "$log" 2>&1 && [ -n "$(field "$log" fisher_samples_per_s)" ]; then
-    f_lethe=$(best "$f_lethe" "$(field "$log" fisher_samples_per_s)")
-  else
-    fail "bench_gemm fisher (see $log)"
-    tail -20 "$log" >&2
-    break
+  echo "bench: round $i of $repeat: 1 rank x 1 thread"
+  g128_1=$(best "$g128_1" "$(BLIS_NUM_THREADS=1 once "$logs/gemm_b128_t1.$i.log" gflops "$gemm" gemm 128)")
+  l11=$(best "$l11" "$(once "$logs/lethe_1x1.$i.log" lethe_samples_per_s lethe_train 1x1 1 1)")
+  echo "bench: round $i of $repeat: 1 rank x 2 threads"
+  g128_2=$(best "$g128_2" "$(BLIS_NUM_THREADS=2 once "$logs/gemm_b128_t2.$i.log" gflops "$gemm" gemm 128)")
+  l12=$(best "$l12" "$(once "$logs/lethe_1x2.$i.log" lethe_samples_per_s lethe_train 1x2 1 2)")
+  echo "bench: round $i of $repeat: 2 ranks x 1 thread"
+  g64_1=$(best "$g64_1" "$(BLIS_NUM_THREADS=1 once "$logs/gemm_b64_t1.$i.log" gflops "$gemm" gemm 64)")
+  l21=$(best "$l21" "$(once "$logs/lethe_2x1.$i.log" lethe_samples_per_s lethe_train 2x1 2 1)")
+  if [ -n "$python" ]; then
+    echo "bench: round $i of $repeat: PyTorch ($python)"
+    t_def=$(best "$t_def" "$(once "$logs/torch_default.$i.log" torch_train_samples_per_s torch_run train)")
+    [ -n "$arch_id" ] && t_arch=$(best "$t_arch" "$(once "$logs/torch_lethe_kernels.$i.log" torch_train_samples_per_s torch_run train BLIS_ARCH_TYPE=$arch_id)")
   fi
+  echo "bench: round $i of $repeat: Fisher"
+  f_lethe=$(best "$f_lethe" "$(BLIS_NUM_THREADS=2 once "$logs/fisher_lethe.$i.log" fisher_samples_per_s "$gemm" fisher 4096 256)")
+  [ -n "$python" ] && f_torch=$(best "$f_torch" "$(once "$logs/torch_fisher.$i.log" torch_fisher_samples_per_s torch_run fisher)")
 done
-f_torch=$(run_torch fisher fisher)
 load_end=$(loadavg)
 
 # ------------------------------------------------------------------ table
@@ -194,6 +170,8 @@ step_flops=$(awk 'BEGIN { W1 = 784 * 1024; W2 = 1024 * 1024; W3 = 1024 * 10;
   echo "lethe benchmark: MLP 784-1024-1024-10 ($nparams parameters), Fashion-MNIST, SGD momentum 0.9,"
   echo "global batch 128, 1 epoch (468 steps), $(nproc) CPU(s): $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)"
   echo "date $(date -u +%Y-%m-%dT%H:%M:%SZ)  git $(git -C "$src" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)  best of $repeat run(s)  load average $load_start (start) / $load_end (end)"
+  awk -v a="$load_start" -v b="$load_end" -v n="$(nproc)" 'BEGIN { split(a, x, " "); split(b, y, " ");
+    if (x[1] > 0.5 * n || y[1] > 0.5 * n) printf "WARNING: the machine was busy (load average %s / %s on %d CPUs): other processes shared the cores, the figures understate both sides and ratios are unreliable\n", x[1], y[1], n }'
   echo "lethe: ${lethe_blis:-?}"
   echo "torch: ${torch_cfg:-not run}"
   echo "       ${torch_blas:-}"
