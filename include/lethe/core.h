@@ -110,8 +110,10 @@ LT_WUR lt_status lt_error_set(lt_ctx *ctx, lt_status code, const char *file, int
 LT_WUR lt_status lt_error_trace(lt_ctx *ctx, lt_status code, const char *file, int line,
                                 const char *func);
 void lt_error_clear(lt_ctx *ctx);
-/* Print the recorded error and traceback to stderr, prefixed with the rank when size > 1. */
-void lt_error_print(const lt_ctx *ctx);
+/* Print the recorded error (and, at log level debug or with LETHE_TRACEBACK set,
+ * its traceback) to stderr; with_rank prefixes "[rank r] " (for an error of
+ * one rank rather than one all ranks share). */
+void lt_error_print(const lt_ctx *ctx, int with_rank);
 /* All ranks agree on a status: returns the largest code over the ranks
  * (LT_OK only when every rank passed). Collective. On a rank that passed but
  * others failed, sets ctx's error to a note that another rank failed. */

@@ -74,7 +74,7 @@ int lt_main(int argc, char **argv) {
     MPI_Allreduce(&mine, &mn, 1, MPI_INT, MPI_MIN, ctx->comm);
     MPI_Allreduce(&mine, &mx, 1, MPI_INT, MPI_MAX, ctx->comm);
     all_same = (mn == mx);
-    if (own && (ctx->rank == 0 || !all_same)) lt_error_print(ctx);
+    if (own && (ctx->rank == 0 || !all_same)) lt_error_print(ctx, !all_same && ctx->size > 1);
     code = (st == LT_ERR_DECK || st == LT_ERR_ARG) ? LT_EXIT_USAGE : LT_EXIT_FAILURE;
   }
   lt_ctx_destroy(&ctx);

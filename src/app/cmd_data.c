@@ -53,7 +53,6 @@ lt_status lt_cmd_data(lt_ctx *ctx, int argc, char **argv) {
                "(got %d file arguments)",
                npos);
     const char *out = pos[npos - 1];
-    if (!name) name = "dataset";
     LT_CHECK(ctx, lt_data_import_idx(ctx, pos[0], pos[1], npos == 5 ? pos[2] : NULL,
                                      npos == 5 ? pos[3] : NULL, out, name));
     lt_log(ctx, LT_LOG_INFO, "wrote %s\n", out);

@@ -112,10 +112,10 @@ void lt_error_clear(lt_ctx *ctx) {
   ctx->trace[0] = '\0';
 }
 
-void lt_error_print(const lt_ctx *ctx) {
+void lt_error_print(const lt_ctx *ctx, int with_rank) {
   if (ctx->err == LT_OK) return;
   char prefix[32] = "";
-  if (ctx->size > 1) snprintf(prefix, sizeof(prefix), "[rank %d] ", ctx->rank);
+  if (with_rank) snprintf(prefix, sizeof(prefix), "[rank %d] ", ctx->rank);
   fprintf(stderr, "%slethe: error: %s\n", prefix, ctx->errmsg);
   if (ctx->log_level >= LT_LOG_DEBUG || getenv("LETHE_TRACEBACK"))
     fprintf(stderr, "%s  (%s) traceback:\n%s", prefix, lt_status_str(ctx->err), ctx->trace);

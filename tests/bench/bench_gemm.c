@@ -303,7 +303,7 @@ int main(int argc, char **argv) {
   }
   if (ctx->rank == 0) print_blis(&bi);
   st = bench_fisher(ctx, n, batch, sec);
-  if (st != LT_OK) lt_error_print(ctx);
+  if (st != LT_OK) lt_error_print(ctx, 1);
   lt_ctx_destroy(&ctx);
   MPI_Finalize();
   return st == LT_OK ? 0 : 1;

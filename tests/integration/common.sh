@@ -5,6 +5,8 @@ LETHE=$1 SRC=$2 SCRATCH=$3 MPIEXEC=${4:-mpirun}
 rm -rf "$SCRATCH" && mkdir -p "$SCRATCH" && cd "$SCRATCH" || exit 1
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 BLIS_NUM_THREADS=${BLIS_NUM_THREADS:-1}
 FAILS=0 PASSES=0
+# Debian's interpreter: python3-h5py/numpy are installed for it, not for other pythons on PATH
+PY=/usr/bin/python3
 
 # run NP TIMEOUT_S OUTFILE args...: lethe under mpirun; prints the exit code (124 = timed out)
 run() {

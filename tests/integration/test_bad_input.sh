@@ -4,7 +4,7 @@
 source "$(dirname "$0")/common.sh"
 
 # Small IDX files written independently of lethe (python3, struct + gzip).
-python3 - <<'PY'
+"$PY" - <<'PY'
 import gzip, struct, random
 random.seed(0)
 n, h, w = 64, 4, 4
@@ -33,7 +33,7 @@ expect_fail count_mismatch 2 "64.*63|63.*64" data import-idx img.idx short.idx o
 [ -e out1.h5 ] || [ -e out3.h5 ] && bad "a failed import left an output file" || ok "failed imports left no output file"
 
 # label out of range: num_classes = 2 but labels go up to 2
-python3 - <<'PY'
+"$PY" - <<'PY'
 import h5py, numpy as np
 with h5py.File('good.h5', 'r') as f, h5py.File('badlabel.h5', 'w') as g:
     for s in ('train', 'test'):

@@ -12,15 +12,15 @@ start=$(date +%s.%N)
 rc=$(run 2 300 train.out train "$SRC/input/quickstart.ini" --set run.out=run-qs --set run.progress=lines)
 end=$(date +%s.%N)
 cat train.out
-wall=$(python3 -c "print(f'{$end - $start:.1f}')")
+wall=$("$PY" -c "print(f'{$end - $start:.1f}')")
 [ "$rc" = 0 ] && ok "quick-start exit 0" || bad "quick-start exit $rc"
-acc=$(python3 -c "import h5py; print(h5py.File('run-qs/metrics.h5','r').attrs['test_acc'])" 2>/dev/null || echo 0)
-python3 -c "import sys; sys.exit(0 if float('$acc') >= 0.85 else 1)" \
+acc=$("$PY" -c "import h5py; print(h5py.File('run-qs/metrics.h5','r').attrs['test_acc'])" 2>/dev/null || echo 0)
+"$PY" -c "import sys; sys.exit(0 if float('$acc') >= 0.85 else 1)" \
   && ok "test accuracy $acc >= 0.85" || bad "test accuracy $acc < 0.85"
-python3 -c "import sys; sys.exit(0 if $wall < 120 else 1)" \
+"$PY" -c "import sys; sys.exit(0 if $wall < 120 else 1)" \
   && ok "wall time $wall s < 120 s (2 ranks)" || bad "wall time $wall s >= 120 s"
 # the metrics file agrees with the log
-python3 - <<'PY' && ok "metrics.h5 matches the final log line" || bad "metrics.h5 inconsistent with the log"
+"$PY" - <<'PY' && ok "metrics.h5 matches the final log line" || bad "metrics.h5 inconsistent with the log"
 import h5py, re, sys
 f = h5py.File('run-qs/metrics.h5', 'r')
 line = [l for l in open('train.out') if l.startswith('done')][0]

@@ -184,7 +184,7 @@ static void test_shard_uint8(void **state) {
   lt_status st = lt_dataset_load(ctx, good, "train", &o, &ds);
   lt_data_opts o0 = {.scale = 0};
   lt_status st0 = lt_dataset_load(ctx, good, "train", &o0, &raw);
-  if (st != LT_OK || st0 != LT_OK) lt_error_print(ctx);
+  if (st != LT_OK || st0 != LT_OK) lt_error_print(ctx, 1);
   assert_int_equal(st, LT_OK);
   assert_int_equal(st0, LT_OK);
   int counts[N_TRAIN];
@@ -222,7 +222,7 @@ static void test_float_split_and_standardise(void **state) {
   lt_status s1 = lt_dataset_load(ctx, good, "train", &o, &tr);
   lt_status s2 = lt_dataset_load(ctx, good, "test", &o, &te); /* reuses train's mean/std */
   lt_status s3 = lt_dataset_load(ctx, good, "test", NULL, &plain);
-  if (s1 || s2 || s3) lt_error_print(ctx);
+  if (s1 || s2 || s3) lt_error_print(ctx, 1);
   assert_int_equal(s1, LT_OK);
   assert_int_equal(s2, LT_OK);
   assert_int_equal(s3, LT_OK);

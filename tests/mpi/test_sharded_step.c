@@ -74,7 +74,7 @@ static void agree(lt_ctx *ctx, checker *c) {
 }
 
 static void agree_status(lt_ctx *ctx, lt_status st) {
-  if (st != LT_OK) lt_error_print(ctx);
+  if (st != LT_OK) lt_error_print(ctx, 1);
   int mine = (int)st, worst = 0;
   MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, ctx->comm);
   assert_int_equal(worst, LT_OK);

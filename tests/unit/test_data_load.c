@@ -194,7 +194,7 @@ static void test_variants(void **state) {
   lt_dataset *ds = NULL;
   lt_data_opts o = {.scale = 0};
   lt_status st = lt_dataset_load(ctx, p, "train", &o, &ds);
-  if (st) lt_error_print(ctx);
+  if (st) lt_error_print(ctx, 1);
   assert_int_equal(st, LT_OK);
   assert_int_equal(ds->n, 6);
   assert_int_equal(ds->d, 4);

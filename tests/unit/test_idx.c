@@ -142,7 +142,7 @@ static void test_import_roundtrip(void **state) {
   path_of(el, sizeof(el), "te-lab.gz");
   path_of(out, sizeof(out), "tiny.h5");
   lt_status st = lt_data_import_idx(ctx, ti, tl, ei, el, out, "tiny");
-  if (st) lt_error_print(ctx);
+  if (st) lt_error_print(ctx, 1);
   assert_int_equal(st, LT_OK);
   char tmp[700];
   snprintf(tmp, sizeof(tmp), "%s.tmp", out);
