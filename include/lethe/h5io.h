@@ -9,7 +9,8 @@
 /* Write a 1-D dataset (creating intermediate groups) of n values. */
 LT_WUR lt_status lt_h5_write_f64(lt_ctx *ctx, hid_t loc, const char *path, const double *v,
                                  size_t n);
-/* Scalar attributes on an object (file, group or dataset). */
+/* Scalar attributes on an object (file, group or dataset), replacing any of that name.
+ * In a file opened with the MPI-IO driver every rank calls with the same value. */
 LT_WUR lt_status lt_h5_attr_str(lt_ctx *ctx, hid_t obj, const char *name, const char *value);
 LT_WUR lt_status lt_h5_attr_i64(lt_ctx *ctx, hid_t obj, const char *name, int64_t value);
 LT_WUR lt_status lt_h5_attr_f64(lt_ctx *ctx, hid_t obj, const char *name, double value);

@@ -4,13 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "commands.h"
 #include "lethe/data.h"
 #include "lethe/deck.h"
-#include "lethe/h5io.h"
+#include "lethe/metrics.h"
 #include "lethe/model.h"
 #include "lethe/trainer.h"
 
@@ -26,89 +25,6 @@ void lt_usage_train(FILE *out) {
           "\n"
           "Deck keys:\n");
   lt_deck_print_doc(out, 0);
-}
-
-/* ------------------------------------------------------------ run record */
-
-typedef struct {
-  long nsteps, cap;
-  double *step_loss, *step_time; /* [cap] */
-  int nepochs;
-  double *ep_train_loss, *ep_train_acc, *ep_test_loss, *ep_test_acc, *ep_rate, *ep_time;
-} run_record;
-
-static lt_status record_create(lt_ctx *ctx, run_record *r, long steps, int epochs) {
-  memset(r, 0, sizeof(*r));
-  r->cap = steps > 0 ? steps : 1;
-  LT_CALLOC(ctx, r->step_loss, r->cap);
-  LT_CALLOC(ctx, r->step_time, r->cap);
-  LT_CALLOC(ctx, r->ep_train_loss, epochs);
-  LT_CALLOC(ctx, r->ep_train_acc, epochs);
-  LT_CALLOC(ctx, r->ep_test_loss, epochs);
-  LT_CALLOC(ctx, r->ep_test_acc, epochs);
-  LT_CALLOC(ctx, r->ep_rate, epochs);
-  LT_CALLOC(ctx, r->ep_time, epochs);
-  return LT_OK;
-}
-
-static void record_destroy(run_record *r) {
-  LT_FREE(r->step_loss);
-  LT_FREE(r->step_time);
-  LT_FREE(r->ep_train_loss);
-  LT_FREE(r->ep_train_acc);
-  LT_FREE(r->ep_test_loss);
-  LT_FREE(r->ep_test_acc);
-  LT_FREE(r->ep_rate);
-  LT_FREE(r->ep_time);
-}
-
-typedef struct {
-  const char *deck_text;
-  const lt_blas_info *blas;
-  double final_acc, final_loss, rate;
-} provenance;
-
-/* Rank 0 writes the whole metrics file to a temporary name and renames it, so
- * a reader never sees a half-written file. Called after every epoch. */
-static lt_status write_metrics(lt_ctx *ctx, const char *dir, const run_record *r,
-                               const provenance *pv) {
-  char path[LT_DECK_STR + 32], tmp[LT_DECK_STR + 48];
-  snprintf(path, sizeof(path), "%s/metrics.h5", dir);
-  snprintf(tmp, sizeof(tmp), "%s/.metrics.h5.tmp", dir);
-  hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (f < 0) LT_ERROR(ctx, LT_ERR_IO, "cannot create '%s'", tmp);
-  lt_status st = LT_OK;
-  int E = r->nepochs;
-  if (st == LT_OK) st = lt_h5_write_f64(ctx, f, "/train/loss", r->step_loss, (size_t)r->nsteps);
-  if (st == LT_OK) st = lt_h5_write_f64(ctx, f, "/train/step_time", r->step_time, (size_t)r->nsteps);
-  if (st == LT_OK) st = lt_h5_write_f64(ctx, f, "/epoch/train_loss", r->ep_train_loss, (size_t)E);
-  if (st == LT_OK) st = lt_h5_write_f64(ctx, f, "/epoch/train_acc", r->ep_train_acc, (size_t)E);
-  if (st == LT_OK) st = lt_h5_write_f64(ctx, f, "/epoch/test_loss", r->ep_test_loss, (size_t)E);
-  if (st == LT_OK) st = lt_h5_write_f64(ctx, f, "/epoch/test_acc", r->ep_test_acc, (size_t)E);
-  if (st == LT_OK) st = lt_h5_write_f64(ctx, f, "/epoch/samples_per_s", r->ep_rate, (size_t)E);
-  if (st == LT_OK) st = lt_h5_write_f64(ctx, f, "/epoch/time", r->ep_time, (size_t)E);
-  char when[64];
-  time_t now = time(NULL);
-  struct tm tmv;
-  strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tmv));
-  if (st == LT_OK) st = lt_h5_attr_str(ctx, f, "deck", pv->deck_text);
-  if (st == LT_OK) st = lt_h5_attr_str(ctx, f, "lethe_version", LETHE_VERSION);
-  if (st == LT_OK) st = lt_h5_attr_str(ctx, f, "git_revision", LETHE_GIT_REV);
-  if (st == LT_OK) st = lt_h5_attr_i64(ctx, f, "ranks", ctx->size);
-  if (st == LT_OK) st = lt_h5_attr_str(ctx, f, "blis_kernels", pv->blas->arch);
-  if (st == LT_OK) st = lt_h5_attr_i64(ctx, f, "blis_threads", pv->blas->threads);
-  if (st == LT_OK) st = lt_h5_attr_str(ctx, f, "created", when);
-  if (st == LT_OK) st = lt_h5_attr_f64(ctx, f, "test_acc", pv->final_acc);
-  if (st == LT_OK) st = lt_h5_attr_f64(ctx, f, "test_loss", pv->final_loss);
-  if (st == LT_OK) st = lt_h5_attr_f64(ctx, f, "samples_per_s", pv->rate);
-  if (H5Fclose(f) < 0 && st == LT_OK) st = LT_ERR_H5;
-  if (st != LT_OK) {
-    unlink(tmp);
-    return lt_error_trace(ctx, st, __FILE__, __LINE__, __func__);
-  }
-  if (rename(tmp, path) != 0)
-    LT_ERROR(ctx, LT_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-  return LT_OK;
 }
 
 /* mkdir -p */
@@ -255,16 +171,18 @@ typedef struct {
   lt_model *model;
   lt_trainer *trainer;
   lt_batcher *batcher;
-  run_record rec;
+  lt_metrics *metrics;
+  long total_steps;
 } train_run;
 
 static void run_destroy(train_run *r) {
+  lt_status st = lt_metrics_close(&r->metrics); /* collective; every rank arrives here */
+  (void)st; /* a failure was reported by the flush that preceded it */
   lt_batcher_destroy(&r->batcher);
   lt_trainer_destroy(&r->trainer);
   lt_model_destroy(&r->model);
   lt_dataset_destroy(&r->train);
   lt_dataset_destroy(&r->test);
-  record_destroy(&r->rec);
 }
 
 static lt_status parse_args(lt_ctx *ctx, int argc, char **argv, const char **deck_path,
@@ -371,7 +289,7 @@ static lt_status setup_model(lt_ctx *ctx, train_run *r) {
   LT_CHECK(ctx, lt_trainer_create(ctx, r->model, &oc, (lt_dist_mode)d->dist, &r->trainer));
   r->trainer->sh.coll = (lt_coll)d->collective;
   LT_CHECK(ctx, apply_layer_lr(ctx, d, r->model, r->trainer->opt));
-  LT_CHECK(ctx, record_create(ctx, &r->rec, total, d->epochs));
+  r->total_steps = total;
   return LT_OK;
 }
 
@@ -381,6 +299,18 @@ static lt_status setup_outdir(lt_ctx *ctx, train_run *r) {
   char path[LT_DECK_STR + 16];
   snprintf(path, sizeof(path), "%s/deck.ini", r->deck.out);
   LT_CHECK(ctx, write_text(ctx, path, r->deck_text));
+  return LT_OK;
+}
+
+/* Collective: metrics.h5 in the run directory, buffering one epoch of steps. */
+static lt_status setup_metrics(lt_ctx *ctx, train_run *r, const lt_blas_info *blas) {
+  char path[LT_DECK_STR + 16];
+  snprintf(path, sizeof(path), "%s/metrics.h5", r->deck.out);
+  lt_metrics_info mi = {.deck_text = r->deck_text,
+                        .blis_kernels = blas->arch,
+                        .blis_threads = blas->threads,
+                        .seed = ctx->seed};
+  LT_CHECK(ctx, lt_metrics_open(ctx, path, &mi, -1, -1, r->batcher->steps_per_epoch, &r->metrics));
   return LT_OK;
 }
 
@@ -411,10 +341,8 @@ static lt_status train_loop(lt_ctx *ctx, train_run *r, const lt_blas_info *blas)
   const lt_deck *d = &r->deck;
   lt_batcher *b = r->batcher;
   progress prog = {.mode = d->progress == 0 ? auto_progress(ctx) : d->progress};
-  provenance pv = {.deck_text = r->deck_text, .blas = blas};
-  long total = r->rec.cap, step_all = 0;
-  double train_time = 0.0;
-  long train_rows = 0;
+  long total = r->total_steps, step_all = 0, train_rows = 0;
+  double train_time = 0.0, acc = NAN, loss = NAN, rate = 0.0;
   double run_start = lt_wtime();
   for (int e = 0; e < d->epochs && step_all < total; e++) {
     lt_batcher_epoch(b, e);
@@ -423,6 +351,7 @@ static lt_status train_loop(lt_ctx *ctx, train_run *r, const lt_blas_info *blas)
     for (long s = 0; s < b->steps_per_epoch && step_all < total; s++) {
       double t0 = lt_wtime();
       int rows = lt_batcher_next(b);
+      double lr = lt_optim_current_lr(r->trainer->opt);
       lt_step_stats stt;
       LT_CHECK(ctx, lt_trainer_step(r->trainer, b->xb, b->yb, rows, d->batch_size, NULL, &stt));
       double dt = lt_wtime() - t0;
@@ -431,15 +360,14 @@ static lt_status train_loop(lt_ctx *ctx, train_run *r, const lt_blas_info *blas)
                  "training diverged: loss is %g at epoch %d step %ld (try a smaller [optim] lr "
                  "than %g)",
                  stt.loss, e + 1, s + 1, d->lr);
-      r->rec.step_loss[step_all] = stt.loss;
-      r->rec.step_time[step_all] = dt;
-      r->rec.nsteps = ++step_all;
+      LT_CHECK(ctx, lt_metrics_step(r->metrics, stt.loss, lr, dt));
+      step_all++;
       train_time += dt;
       train_rows += stt.rows;
       ep_loss += stt.loss * (double)stt.rows;
       ep_correct += stt.correct;
       ep_rows += stt.rows;
-      double rate = (double)train_rows / train_time;
+      rate = (double)train_rows / train_time;
       double eta = (double)(total - step_all) * (train_time / (double)step_all);
       progress_show(ctx, &prog, 0, e + 1, d->epochs, s + 1, b->steps_per_epoch,
                     ep_loss / (double)ep_rows, rate, eta);
@@ -447,28 +375,32 @@ static lt_status train_loop(lt_ctx *ctx, train_run *r, const lt_blas_info *blas)
     progress_clear(ctx, &prog);
     double ep_time = lt_wtime() - ep_start;
     int last = (e + 1 == d->epochs) || step_all >= total;
-    double acc = NAN, loss = NAN;
+    double eacc = NAN, eloss = NAN;
     if (last || (d->eval_every > 0 && (e + 1) % d->eval_every == 0)) {
       lt_timer_start(ctx, "evaluate");
-      LT_CHECK(ctx, lt_evaluate(ctx, r->model, r->test, NULL, &acc, &loss));
+      LT_CHECK(ctx, lt_evaluate(ctx, r->model, r->test, NULL, &eacc, &eloss));
       lt_timer_stop(ctx, "evaluate");
+      acc = eacc;
+      loss = eloss;
     }
-    r->rec.nepochs = e + 1;
-    r->rec.ep_train_loss[e] = ep_loss / (double)(ep_rows ? ep_rows : 1);
-    r->rec.ep_train_acc[e] = (double)ep_correct / (double)(ep_rows ? ep_rows : 1);
-    r->rec.ep_test_loss[e] = loss;
-    r->rec.ep_test_acc[e] = acc;
-    r->rec.ep_rate[e] = (double)ep_rows / ep_time;
-    r->rec.ep_time[e] = ep_time;
+    double rows = (double)(ep_rows ? ep_rows : 1);
+    double row[LT_EP_NCOLS] = {[LT_EP_TRAIN_LOSS] = ep_loss / rows,
+                               [LT_EP_TRAIN_ACC] = (double)ep_correct / rows,
+                               [LT_EP_TEST_LOSS] = eloss,
+                               [LT_EP_TEST_ACC] = eacc,
+                               [LT_EP_SAMPLES_PER_S] = (double)ep_rows / ep_time,
+                               [LT_EP_TIME] = ep_time};
     lt_log(ctx, LT_LOG_INFO,
            "epoch %3d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  %.0f samples/s  %.1f s\n",
-           e + 1, r->rec.ep_train_loss[e], r->rec.ep_train_acc[e], loss, acc, r->rec.ep_rate[e],
-           ep_time);
-    pv.final_acc = acc;
-    pv.final_loss = loss;
-    pv.rate = (double)train_rows / train_time;
-    lt_status st = ctx->rank == 0 ? write_metrics(ctx, d->out, &r->rec, &pv) : LT_OK;
-    LT_CHECK(ctx, lt_agree(ctx, st));
+           e + 1, row[LT_EP_TRAIN_LOSS], row[LT_EP_TRAIN_ACC], eloss, eacc,
+           row[LT_EP_SAMPLES_PER_S], ep_time);
+    LT_CHECK(ctx, lt_metrics_epoch(r->metrics, row));
+    LT_CHECK(ctx, lt_metrics_summary(r->metrics, "test_acc", acc));
+    LT_CHECK(ctx, lt_metrics_summary(r->metrics, "test_loss", loss));
+    LT_CHECK(ctx, lt_metrics_summary(r->metrics, "samples_per_s", rate));
+    lt_timer_start(ctx, "metrics");
+    LT_CHECK(ctx, lt_metrics_flush(r->metrics));
+    lt_timer_stop(ctx, "metrics");
   }
   double wall = lt_wtime() - run_start;
   char w[32];
@@ -476,7 +408,7 @@ static lt_status train_loop(lt_ctx *ctx, train_run *r, const lt_blas_info *blas)
   lt_log(ctx, LT_LOG_INFO,
          "done   test accuracy %.4f  test loss %.4f  training throughput %.0f samples/s "
          "(%d rank(s) x %d thread(s))  wall %s\n",
-         pv.final_acc, pv.final_loss, pv.rate, ctx->size, blas->threads, w);
+         acc, loss, rate, ctx->size, blas->threads, w);
   return LT_OK;
 }
 
@@ -489,6 +421,7 @@ lt_status lt_cmd_train(lt_ctx *ctx, const lt_blas_info *blas, int argc, char **a
   if (st == LT_OK) st = lt_agree(ctx, setup_data(ctx, r));
   if (st == LT_OK) st = lt_agree(ctx, setup_model(ctx, r));
   if (st == LT_OK) st = lt_agree(ctx, setup_outdir(ctx, r));
+  if (st == LT_OK) st = setup_metrics(ctx, r, blas); /* agrees inside */
   if (st == LT_OK) {
     log_setup(ctx, r, blas);
     st = train_loop(ctx, r, blas);

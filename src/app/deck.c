@@ -409,7 +409,14 @@ static void value_text(const lt_deck *d, const key_spec *k, char *buf, size_t le
   switch (k->type) {
   case K_INT: snprintf(buf, len, "%d", *(const int *)field); break;
   case K_LONG: snprintf(buf, len, "%ld", *(const long *)field); break;
-  case K_REAL: snprintf(buf, len, "%.17g", *(const double *)field); break;
+  case K_REAL: { /* shortest text that reads back to the same double */
+    double v = *(const double *)field;
+    for (int prec = 6; prec <= 17; prec++) {
+      snprintf(buf, len, "%.*g", prec, v);
+      if (strtod(buf, NULL) == v) break;
+    }
+    break;
+  }
   case K_BOOL: snprintf(buf, len, "%s", *(const int *)field ? "true" : "false"); break;
   case K_STR:
   case K_PATH: snprintf(buf, len, "%s", field); break;

@@ -20,6 +20,7 @@ lt_status lt_h5_attr_str(lt_ctx *ctx, hid_t obj, const char *name, const char *v
   H5Tset_size(type, H5T_VARIABLE);
   H5Tset_cset(type, H5T_CSET_UTF8);
   hid_t space = H5Screate(H5S_SCALAR);
+  if (H5Aexists(obj, name) > 0) H5Adelete(obj, name);
   hid_t a = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
   herr_t e = a < 0 ? -1 : H5Awrite(a, type, &value);
   if (a >= 0) H5Aclose(a);
@@ -32,6 +33,7 @@ lt_status lt_h5_attr_str(lt_ctx *ctx, hid_t obj, const char *name, const char *v
 static lt_status attr_scalar(lt_ctx *ctx, hid_t obj, const char *name, hid_t ftype, hid_t mtype,
                              const void *v) {
   hid_t space = H5Screate(H5S_SCALAR);
+  if (H5Aexists(obj, name) > 0) H5Adelete(obj, name);
   hid_t a = H5Acreate2(obj, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT);
   herr_t e = a < 0 ? -1 : H5Awrite(a, mtype, v);
   if (a >= 0) H5Aclose(a);

@@ -1,0 +1,319 @@
+/* metrics.h5 with parallel HDF5: buffered rows, collective flushes. */
+#include "lethe/metrics.h"
+
+#include <math.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lethe/h5io.h"
+
+#define MAX_SUMMARY 16
+#define CHUNK 4096
+
+static const char *const ep_names[LT_EP_NCOLS] = {
+    "/epoch/train_loss", "/epoch/train_acc",     "/epoch/test_loss",
+    "/epoch/test_acc",   "/epoch/samples_per_s", "/epoch/time"};
+
+struct lt_metrics {
+  lt_ctx *ctx;
+  char path[1024];
+  lt_metrics_info info;
+  char created[64];
+  long steps_written, epochs_written; /* rows already in the file */
+  long nbuf, cap;                     /* buffered steps */
+  double *loss, *lr, *step_time;      /* [cap] */
+  long nep, epcap;
+  double *ep;                         /* column-major [LT_EP_NCOLS][epcap] */
+  int nsum;
+  char sum_name[MAX_SUMMARY][32];
+  double sum_val[MAX_SUMMARY];
+};
+
+static hid_t open_mpio(lt_ctx *ctx, const char *path, int create) {
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  H5Pset_fapl_mpio(fapl, ctx->comm, MPI_INFO_NULL);
+  H5Pset_all_coll_metadata_ops(fapl, 1);
+  H5Pset_coll_metadata_write(fapl, 1);
+  hid_t f = create ? H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)
+                   : H5Fopen(path, H5F_ACC_RDWR, fapl);
+  H5Pclose(fapl);
+  return f;
+}
+
+/* Create an extendible float64 dataset of rank 1 or 2 (rows fixed) filled with NaN. */
+static lt_status create_series(lt_ctx *ctx, hid_t f, const char *name, int rank, hsize_t rows,
+                               hsize_t len) {
+  hsize_t dims[2] = {rank == 1 ? len : rows, len};
+  hsize_t maxd[2] = {rank == 1 ? H5S_UNLIMITED : rows, H5S_UNLIMITED};
+  hsize_t chunk[2] = {rank == 1 ? CHUNK : 1, CHUNK};
+  if (rank == 2) chunk[0] = rows;
+  hid_t space = H5Screate_simple(rank, dims, maxd);
+  hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  H5Pset_chunk(dcpl, rank, chunk);
+  double nan = NAN;
+  H5Pset_fill_value(dcpl, H5T_NATIVE_DOUBLE, &nan);
+  H5Pset_fill_time(dcpl, H5D_FILL_TIME_ALLOC);
+  hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+  H5Pset_create_intermediate_group(lcpl, 1);
+  hid_t ds = H5Dcreate2(f, name, H5T_IEEE_F64LE, space, lcpl, dcpl, H5P_DEFAULT);
+  H5Pclose(lcpl);
+  H5Pclose(dcpl);
+  H5Sclose(space);
+  if (ds < 0) LT_ERROR(ctx, LT_ERR_H5, "cannot create dataset %s", name);
+  H5Dclose(ds);
+  return LT_OK;
+}
+
+/* Write n values at [row, off .. off+n) of a series extended to off+n columns.
+ * Collective: every rank calls; only ranks with write != 0 contribute data. */
+static lt_status append(lt_ctx *ctx, hid_t f, const char *name, int rank, hsize_t row,
+                        hsize_t off, hsize_t n, const double *v, int write) {
+  hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
+  if (ds < 0) LT_ERROR(ctx, LT_ERR_H5, "metrics file lacks %s", name);
+  hid_t fs = H5Dget_space(ds);
+  hsize_t dims[2], maxd[2];
+  H5Sget_simple_extent_dims(fs, dims, maxd);
+  H5Sclose(fs);
+  hsize_t want[2] = {rank == 1 ? off + n : dims[0], off + n};
+  herr_t e = H5Dset_extent(ds, want);
+  fs = H5Dget_space(ds);
+  hsize_t cnt = write ? n : 0;
+  hid_t ms = H5Screate_simple(1, &n, NULL);
+  if (cnt) {
+    hsize_t start[2] = {rank == 1 ? off : row, off}, count[2] = {rank == 1 ? n : 1, n};
+    e |= H5Sselect_hyperslab(fs, H5S_SELECT_SET, rank == 1 ? &start[0] : start, NULL,
+                             rank == 1 ? &count[0] : count, NULL);
+  } else {
+    H5Sselect_none(fs);
+    H5Sselect_none(ms);
+  }
+  hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
+  H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
+  if (n > 0) e |= H5Dwrite(ds, H5T_NATIVE_DOUBLE, ms, fs, dxpl, v);
+  H5Pclose(dxpl);
+  H5Sclose(ms);
+  H5Sclose(fs);
+  H5Dclose(ds);
+  if (e < 0) LT_ERROR(ctx, LT_ERR_H5, "cannot write %s of the metrics file", name);
+  return LT_OK;
+}
+
+/* Cut a series back to len columns (resume). */
+static lt_status truncate_series(lt_ctx *ctx, hid_t f, const char *name, hsize_t len) {
+  hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
+  if (ds < 0) LT_ERROR(ctx, LT_ERR_H5, "metrics file lacks %s", name);
+  hid_t fs = H5Dget_space(ds);
+  int rank = H5Sget_simple_extent_ndims(fs);
+  hsize_t dims[2];
+  H5Sget_simple_extent_dims(fs, dims, NULL);
+  H5Sclose(fs);
+  herr_t e = 0;
+  if (dims[rank - 1] > len) {
+    dims[rank - 1] = len;
+    e = H5Dset_extent(ds, dims);
+  } else if (dims[rank - 1] < len) {
+    H5Dclose(ds);
+    LT_ERROR(ctx, LT_ERR_DATA, "%s has %llu rows, fewer than the %llu of the snapshot resumed",
+             name, (unsigned long long)dims[rank - 1], (unsigned long long)len);
+  }
+  H5Dclose(ds);
+  if (e < 0) LT_ERROR(ctx, LT_ERR_H5, "cannot truncate %s", name);
+  return LT_OK;
+}
+
+static lt_status ranks_rows(lt_ctx *ctx, hid_t f, int *rows) {
+  hid_t ds = H5Dopen2(f, "/ranks/step_time", H5P_DEFAULT);
+  if (ds < 0) LT_ERROR(ctx, LT_ERR_H5, "metrics file lacks /ranks/step_time");
+  hid_t fs = H5Dget_space(ds);
+  hsize_t dims[2] = {0, 0};
+  H5Sget_simple_extent_dims(fs, dims, NULL);
+  H5Sclose(fs);
+  H5Dclose(ds);
+  *rows = (int)dims[0];
+  return LT_OK;
+}
+
+static lt_status create_layout(lt_ctx *ctx, hid_t f, hsize_t steps, hsize_t epochs) {
+  LT_CHECK(ctx, create_series(ctx, f, "/train/loss", 1, 0, steps));
+  LT_CHECK(ctx, create_series(ctx, f, "/train/lr", 1, 0, steps));
+  LT_CHECK(ctx, create_series(ctx, f, "/train/step_time", 1, 0, steps));
+  LT_CHECK(ctx, create_series(ctx, f, "/ranks/step_time", 2, (hsize_t)ctx->size, steps));
+  for (int c = 0; c < LT_EP_NCOLS; c++)
+    LT_CHECK(ctx, create_series(ctx, f, ep_names[c], 1, 0, epochs));
+  return LT_OK;
+}
+
+static lt_status reopen_layout(lt_ctx *ctx, hid_t f, hsize_t steps, hsize_t epochs) {
+  LT_CHECK(ctx, truncate_series(ctx, f, "/train/loss", steps));
+  LT_CHECK(ctx, truncate_series(ctx, f, "/train/lr", steps));
+  LT_CHECK(ctx, truncate_series(ctx, f, "/train/step_time", steps));
+  for (int c = 0; c < LT_EP_NCOLS; c++) LT_CHECK(ctx, truncate_series(ctx, f, ep_names[c], epochs));
+  int rows = 0;
+  LT_CHECK(ctx, ranks_rows(ctx, f, &rows));
+  if (rows == ctx->size) {
+    LT_CHECK(ctx, truncate_series(ctx, f, "/ranks/step_time", steps));
+  } else { /* resharded run: per-rank rows of the earlier rank count do not map */
+    if (H5Ldelete(f, "/ranks/step_time", H5P_DEFAULT) < 0)
+      LT_ERROR(ctx, LT_ERR_H5, "cannot replace /ranks/step_time");
+    LT_CHECK(ctx, create_series(ctx, f, "/ranks/step_time", 2, (hsize_t)ctx->size, steps));
+  }
+  return LT_OK;
+}
+
+static lt_status write_attrs(lt_metrics *m, hid_t f) {
+  lt_ctx *ctx = m->ctx;
+  LT_CHECK(ctx, lt_h5_attr_str(ctx, f, "deck", m->info.deck_text ? m->info.deck_text : ""));
+  LT_CHECK(ctx, lt_h5_attr_str(ctx, f, "lethe_version", LETHE_VERSION));
+  LT_CHECK(ctx, lt_h5_attr_str(ctx, f, "git_revision", LETHE_GIT_REV));
+  LT_CHECK(ctx, lt_h5_attr_i64(ctx, f, "ranks", ctx->size));
+  LT_CHECK(ctx, lt_h5_attr_str(ctx, f, "blis_kernels",
+                               m->info.blis_kernels ? m->info.blis_kernels : "unknown"));
+  LT_CHECK(ctx, lt_h5_attr_i64(ctx, f, "blis_threads", m->info.blis_threads));
+  LT_CHECK(ctx, lt_h5_attr_i64(ctx, f, "seed", (int64_t)m->info.seed));
+  LT_CHECK(ctx, lt_h5_attr_str(ctx, f, "created", m->created));
+  for (int i = 0; i < m->nsum; i++)
+    LT_CHECK(ctx, lt_h5_attr_f64(ctx, f, m->sum_name[i], m->sum_val[i]));
+  return LT_OK;
+}
+
+static lt_status metrics_open_file(lt_metrics *m, long keep_steps, long keep_epochs) {
+  lt_ctx *ctx = m->ctx;
+  int resume = keep_steps >= 0;
+  hid_t f = open_mpio(ctx, m->path, !resume);
+  if (f < 0)
+    LT_ERROR(ctx, LT_ERR_IO, "cannot %s the metrics file '%s'", resume ? "reopen" : "create",
+             m->path);
+  lt_status st = resume ? reopen_layout(ctx, f, (hsize_t)keep_steps, (hsize_t)keep_epochs)
+                        : create_layout(ctx, f, 0, 0);
+  if (st == LT_OK) st = write_attrs(m, f);
+  if (H5Fclose(f) < 0 && st == LT_OK)
+    st = lt_error_set(ctx, LT_ERR_H5, __FILE__, __LINE__, __func__, "cannot close '%s'", m->path);
+  LT_CHECK(ctx, st);
+  return LT_OK;
+}
+
+lt_status lt_metrics_open(lt_ctx *ctx, const char *path, const lt_metrics_info *info,
+                          long keep_steps, long keep_epochs, long max_buffered,
+                          lt_metrics **out) {
+  *out = NULL;
+  lt_metrics *m = NULL;
+  LT_CALLOC(ctx, m, 1);
+  m->ctx = ctx;
+  snprintf(m->path, sizeof(m->path), "%s", path);
+  m->info = *info;
+  time_t now = time(NULL);
+  struct tm tmv;
+  strftime(m->created, sizeof(m->created), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tmv));
+  m->cap = max_buffered > 0 ? max_buffered : 1;
+  m->epcap = 16;
+  lt_status st = LT_OK;
+  if (lt_calloc_aligned((void **)&m->loss, (size_t)m->cap, sizeof(double)) ||
+      lt_calloc_aligned((void **)&m->lr, (size_t)m->cap, sizeof(double)) ||
+      lt_calloc_aligned((void **)&m->step_time, (size_t)m->cap, sizeof(double)) ||
+      lt_calloc_aligned((void **)&m->ep, (size_t)m->epcap * LT_EP_NCOLS, sizeof(double)))
+    st = lt_error_set(ctx, LT_ERR_MEM, __FILE__, __LINE__, __func__,
+                      "out of memory for %ld buffered metric rows", m->cap);
+  st = lt_agree(ctx, st);
+  if (st == LT_OK) st = lt_agree(ctx, metrics_open_file(m, keep_steps, keep_epochs));
+  if (st != LT_OK) {
+    LT_FREE(m->loss);
+    LT_FREE(m->lr);
+    LT_FREE(m->step_time);
+    LT_FREE(m->ep);
+    lt_free(m);
+    return lt_error_trace(ctx, st, __FILE__, __LINE__, __func__);
+  }
+  m->steps_written = keep_steps > 0 ? keep_steps : 0;
+  m->epochs_written = keep_epochs > 0 ? keep_epochs : 0;
+  *out = m;
+  return LT_OK;
+}
+
+lt_status lt_metrics_step(lt_metrics *m, double loss, double lr, double step_time) {
+  if (m->nbuf >= m->cap)
+    LT_ERROR(m->ctx, LT_ERR_INTERNAL, "metrics: more than %ld steps buffered between flushes",
+             m->cap);
+  m->loss[m->nbuf] = loss;
+  m->lr[m->nbuf] = lr;
+  m->step_time[m->nbuf] = step_time;
+  m->nbuf++;
+  return LT_OK;
+}
+
+lt_status lt_metrics_epoch(lt_metrics *m, const double *row) {
+  if (m->nep >= m->epcap) { /* epochs are rare: growing here is not in a hot loop */
+    double *ep = NULL;
+    if (lt_calloc_aligned((void **)&ep, (size_t)m->epcap * 2 * LT_EP_NCOLS, sizeof(double)))
+      LT_ERROR(m->ctx, LT_ERR_MEM, "out of memory for metric epochs");
+    for (int c = 0; c < LT_EP_NCOLS; c++)
+      memcpy(ep + (size_t)c * (size_t)m->epcap * 2, m->ep + (size_t)c * (size_t)m->epcap,
+             (size_t)m->nep * sizeof(double));
+    lt_free(m->ep);
+    m->ep = ep;
+    m->epcap *= 2;
+  }
+  for (int c = 0; c < LT_EP_NCOLS; c++) m->ep[(size_t)c * (size_t)m->epcap + (size_t)m->nep] = row[c];
+  m->nep++;
+  return LT_OK;
+}
+
+lt_status lt_metrics_summary(lt_metrics *m, const char *name, double value) {
+  for (int i = 0; i < m->nsum; i++)
+    if (strcmp(m->sum_name[i], name) == 0) {
+      m->sum_val[i] = value;
+      return LT_OK;
+    }
+  if (m->nsum >= MAX_SUMMARY || strlen(name) >= sizeof(m->sum_name[0]))
+    LT_ERROR(m->ctx, LT_ERR_INTERNAL, "metrics: too many or too long summary names ('%s')", name);
+  snprintf(m->sum_name[m->nsum], sizeof(m->sum_name[0]), "%s", name);
+  m->sum_val[m->nsum++] = value;
+  return LT_OK;
+}
+
+static lt_status flush_into(lt_metrics *m, hid_t f) {
+  lt_ctx *ctx = m->ctx;
+  int w = ctx->rank == 0;
+  hsize_t so = (hsize_t)m->steps_written, sn = (hsize_t)m->nbuf;
+  LT_CHECK(ctx, append(ctx, f, "/train/loss", 1, 0, so, sn, m->loss, w));
+  LT_CHECK(ctx, append(ctx, f, "/train/lr", 1, 0, so, sn, m->lr, w));
+  LT_CHECK(ctx, append(ctx, f, "/train/step_time", 1, 0, so, sn, m->step_time, w));
+  LT_CHECK(ctx, append(ctx, f, "/ranks/step_time", 2, (hsize_t)ctx->rank, so, sn, m->step_time, 1));
+  for (int c = 0; c < LT_EP_NCOLS; c++)
+    LT_CHECK(ctx, append(ctx, f, ep_names[c], 1, 0, (hsize_t)m->epochs_written, (hsize_t)m->nep,
+                         m->ep + (size_t)c * (size_t)m->epcap, w));
+  LT_CHECK(ctx, write_attrs(m, f));
+  return LT_OK;
+}
+
+lt_status lt_metrics_flush(lt_metrics *m) {
+  lt_ctx *ctx = m->ctx;
+  hid_t f = open_mpio(ctx, m->path, 0);
+  lt_status st = f < 0 ? lt_error_set(ctx, LT_ERR_IO, __FILE__, __LINE__, __func__,
+                                      "cannot open the metrics file '%s'", m->path)
+                       : flush_into(m, f);
+  if (f >= 0 && H5Fclose(f) < 0 && st == LT_OK)
+    st = lt_error_set(ctx, LT_ERR_H5, __FILE__, __LINE__, __func__, "cannot close '%s'", m->path);
+  LT_CHECK(ctx, lt_agree(ctx, st));
+  m->steps_written += m->nbuf;
+  m->epochs_written += m->nep;
+  m->nbuf = 0;
+  m->nep = 0;
+  return LT_OK;
+}
+
+lt_status lt_metrics_close(lt_metrics **pm) {
+  if (!pm || !*pm) return LT_OK;
+  lt_metrics *m = *pm;
+  lt_status st = lt_metrics_flush(m);
+  lt_free(m->loss);
+  lt_free(m->lr);
+  lt_free(m->step_time);
+  lt_free(m->ep);
+  lt_free(m);
+  *pm = NULL;
+  return st;
+}
+
+long lt_metrics_steps(const lt_metrics *m) { return m->steps_written + m->nbuf; }
+long lt_metrics_epochs(const lt_metrics *m) { return m->epochs_written + m->nep; }
