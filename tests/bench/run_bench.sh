@@ -154,6 +154,17 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%
 roof() { awk -v r="$1" -v g="$2" -v n="$nparams" 'BEGIN { if (r + 0 > 0 && g + 0 > 0) printf "%.0f%%", 100 * 6 * n * r / (g * 1e9); else printf "-" }'; }
 mark() { awk -v v="$1" -v t="$2" 'BEGIN { if (v == "" || v == "-") print "n/a"; else if (v + 0 >= t) print "PASS"; else print "MISS" }'; }
 num() { [ -n "$1" ] && printf '%.0f' "$1" || printf 'FAILED'; }
+# acc RUN: test accuracy printed by run 1 of RUN (lethe's "done" line or torch's RESULT)
+acc() {
+  local log=$logs/$1.1.log
+  [ -f "$log" ] || { echo -; return; }
+  { sed -n 's/^done .*test accuracy \([0-9.]*\) .*/\1/p' "$log"; field "$log" test_acc; } | head -1
+}
+# row NAME SAMPLES/S GEMM_GFLOPS GEMM_NOTE ACC: one line of the table
+row() {
+  printf '%-36s %10s %9s %9s %16s %9s\n' "$1" "$(num "$2")" "$(ratio "$2" "$t_ref")" \
+    "$(roof "$2" "$3")" "${3:--} $4" "${5:--}"
+}
 g64_2x=$(awk -v g="$g64_1" 'BEGIN { if (g + 0 > 0) printf "%.1f", 2 * g }')
 lethe_best=$(best "$l11" "$l12" "$l21")
 t_ref=$(best "$t_def" "$t_arch") # the faster torch run is the reference for the target
@@ -176,13 +187,13 @@ step_flops=$(awk 'BEGIN { W1 = 784 * 1024; W2 = 1024 * 1024; W3 = 1024 * 10;
   echo "torch: ${torch_cfg:-not run}"
   echo "       ${torch_blas:-}"
   echo
-  printf '%-34s %12s %10s %10s %14s\n' configuration samples/s "vs torch" roofline "GEMM GFLOP/s"
-  printf '%-34s %12s %10s %10s %14s\n' "lethe 1 rank x 1 thread" "$(num "$l11")" "$(ratio "$l11" "$t_ref")" "$(roof "$l11" "$g128_1")" "${g128_1:--} (B=128)"
-  printf '%-34s %12s %10s %10s %14s\n' "lethe 1 rank x 2 threads" "$(num "$l12")" "$(ratio "$l12" "$t_ref")" "$(roof "$l12" "$g128_2")" "${g128_2:--} (B=128)"
-  printf '%-34s %12s %10s %10s %14s\n' "lethe 2 ranks x 1 thread" "$(num "$l21")" "$(ratio "$l21" "$t_ref")" "$(roof "$l21" "$g64_2x")" "${g64_2x:--} (2xB=64)"
+  printf '%-36s %10s %9s %9s %16s %9s\n' configuration samples/s "vs torch" roofline "GEMM GFLOP/s" "test acc"
+  row "lethe 1 rank x 1 thread" "$l11" "$g128_1" "(B=128)" "$(acc lethe_1x1)"
+  row "lethe 1 rank x 2 threads" "$l12" "$g128_2" "(B=128)" "$(acc lethe_1x2)"
+  row "lethe 2 ranks x 1 thread" "$l21" "$g64_2x" "(2xB=64)" "$(acc lethe_2x1)"
   if [ -n "$python" ]; then
-    printf '%-34s %12s %10s %10s %14s\n' "torch 2 threads, BLIS's own kernels" "$(num "$t_def")" "$(ratio "$t_def" "$t_ref")" "$(roof "$t_def" "$g128_2")" "${g128_2:--} (B=128)"
-    [ -n "$arch_id" ] && printf '%-34s %12s %10s %10s %14s\n' "torch 2 threads, lethe's kernels" "$(num "$t_arch")" "$(ratio "$t_arch" "$t_ref")" "$(roof "$t_arch" "$g128_2")" "${g128_2:--} (B=128)"
+    row "torch 2 threads, BLIS's own kernels" "$t_def" "$g128_2" "(B=128)" "$(acc torch_default)"
+    [ -n "$arch_id" ] && row "torch 2 threads, lethe's kernels" "$t_arch" "$g128_2" "(B=128)" "$(acc torch_lethe_kernels)"
   else
     echo "torch: no Python with torch and h5py found (set LETHE_BENCH_PYTHON); PyTorch rows skipped"
   fi
