@@ -16,17 +16,45 @@
 #include "lethe/model.h"
 #include "lethe/optim.h"
 
+/* A term of the loss: CE against labels, or squared error against stored logits
+ * (DER), on rows of this rank; weight multiplies its loss and gradient. The mean
+ * is over global_rows, the term's rows summed over all ranks. */
+typedef enum { LT_TERM_CE = 0, LT_TERM_MSE_LOGITS } lt_term_kind;
+
 typedef struct {
+  lt_term_kind kind;
+  const float *x;      /* [rows, d] */
+  int rows;            /* this rank's rows (0 allowed) */
+  long global_rows;    /* rows of the term over all ranks (> 0) */
+  const int32_t *y;    /* CE: [rows] labels */
+  const uint8_t *mask; /* CE: NULL or [classes] logit mask */
+  const float *z;      /* MSE: [rows, classes] target logits */
+  double weight;
+} lt_loss_term;
+
+typedef struct lt_trainer lt_trainer;
+
+/* Hooks of a strategy on the owned slice: pre_update runs after the gradient is
+ * reduced (t->grad_owned may be modified, e.g. a penalty's gradient added, and
+ * *penalty set to this rank's part of the penalty value); post_update runs after
+ * the optimizer changed the owned slice of theta, before the allgather. */
+typedef lt_status (*lt_trainer_hook)(void *user, lt_trainer *t, double *penalty);
+
+struct lt_trainer {
   lt_ctx *ctx;
   lt_model *m;      /* not owned */
   lt_shard sh;
   lt_optim *opt;    /* owned */
   lt_dist_mode mode;
   float *grad_owned; /* [sh.slice] */
-} lt_trainer;
+  lt_trainer_hook pre_update, post_update; /* NULL: none */
+  void *hook_user;
+};
 
 typedef struct {
-  double loss;   /* mean loss over the global batch */
+  double loss;   /* mean loss over the global batch (first term: the task's CE) */
+  double total;  /* weighted sum of all terms' mean losses plus the penalty */
+  double penalty; /* penalty value summed over ranks */
   long correct;  /* correct predictions over the global batch */
   long rows;     /* global rows */
 } lt_step_stats;
@@ -41,6 +69,18 @@ void lt_trainer_destroy(lt_trainer **t);
 LT_WUR lt_status lt_trainer_step(lt_trainer *t, const float *x, const int32_t *y,
                                  int local_rows, long global_rows, const uint8_t *mask,
                                  lt_step_stats *stats);
+
+/* The general step: the gradient of sum_k weight_k * mean loss of term k, then
+ * pre_update, optimizer, post_update, allgather. stats (may be NULL) reports the
+ * first term's loss and accuracy, the total and the penalty. Collective. */
+LT_WUR lt_status lt_trainer_step_terms(lt_trainer *t, const lt_loss_term *terms, int nterms,
+                                       lt_step_stats *stats);
+
+/* Only the reduced gradient of the terms into t->grad_owned (no update); local
+ * sums of each term's loss and the first term's correct count are returned in
+ * loss_sum[nterms] (may be NULL) and *correct (may be NULL). Collective. */
+LT_WUR lt_status lt_trainer_gradient(lt_trainer *t, const lt_loss_term *terms, int nterms,
+                                     double *loss_sum, long *correct);
 
 /* Accuracy and mean loss of the model over all ranks' shards of ds, in chunks of
  * at most m->max_batch rows. mask: NULL or [classes]. Collective. */
