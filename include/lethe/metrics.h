@@ -56,6 +56,26 @@ LT_WUR lt_status lt_metrics_epoch(lt_metrics *m, const double *row);
 /* Set (at the next flush) a root summary attribute (same value on every rank). */
 LT_WUR lt_status lt_metrics_summary(lt_metrics *m, const char *name, double value);
 
+/* Continual-learning summary of an accuracy matrix R [T, T] (row i: accuracies on
+ * every task after training task i) with k >= 1 tasks trained so far (rows 0..k-1
+ * valid) and b [T] the untrained model's accuracies (may be NULL: FWT is NaN):
+ *   ACC = mean_{j<k} R[k-1][j]
+ *   BWT = mean_{j<k-1} (R[k-1][j] - R[j][j])                 (NaN when k = 1)
+ *   FWT = mean_{1<=j<k} (R[j-1][j] - b[j])                   (NaN when k = 1)
+ *   forgetting = mean_{j<k-1} (max_{l<k-1} R[l][j] - R[k-1][j])   (Chaudhry et al. 2018)
+ * With k = T these are the definitions of the issue (1-based there). */
+typedef struct {
+  double acc, bwt, fwt, forgetting;
+} lt_cl_summary;
+lt_cl_summary lt_cl_summarize(int T, int k, const double *R, const double *b);
+
+/* Record the CL matrices for the next flush: /cl/acc [T,T], /cl/acc_task_il [T,T]
+ * (R_til may be NULL), /cl/acc_init [T] (b may be NULL), and /cl attributes ACC,
+ * BWT, FWT, forgetting (and ACC_task_il, BWT_task_il, forgetting_task_il) over the
+ * k tasks trained so far. Rows >= k are written as NaN. Same values on every rank. */
+LT_WUR lt_status lt_metrics_cl(lt_metrics *m, int T, int k, const double *R, const double *R_til,
+                               const double *b);
+
 /* Collective: write everything buffered, update attributes, close the file. */
 LT_WUR lt_status lt_metrics_flush(lt_metrics *m);
 

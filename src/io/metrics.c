@@ -28,6 +28,8 @@ struct lt_metrics {
   int nsum;
   char sum_name[MAX_SUMMARY][32];
   double sum_val[MAX_SUMMARY];
+  int cl_T, cl_k, cl_til, cl_init; /* CL matrices recorded (cl_T > 0) */
+  double *cl_R, *cl_Rtil, *cl_b;   /* [T*T], [T*T], [T] */
 };
 
 static hid_t open_mpio(lt_ctx *ctx, const char *path, int create) {
@@ -271,6 +273,114 @@ lt_status lt_metrics_summary(lt_metrics *m, const char *name, double value) {
   return LT_OK;
 }
 
+lt_cl_summary lt_cl_summarize(int T, int k, const double *R, const double *b) {
+  lt_cl_summary s = {NAN, NAN, NAN, NAN};
+  if (k < 1 || k > T) return s;
+  const double *last = R + (size_t)(k - 1) * (size_t)T;
+  double acc = 0.0;
+  for (int j = 0; j < k; j++) acc += last[j];
+  s.acc = acc / k;
+  if (k >= 2) {
+    double bwt = 0.0, fgt = 0.0, fwt = 0.0;
+    for (int j = 0; j < k - 1; j++) {
+      bwt += last[j] - R[(size_t)j * (size_t)T + (size_t)j];
+      double best = -INFINITY;
+      for (int l = 0; l < k - 1; l++) best = fmax(best, R[(size_t)l * (size_t)T + (size_t)j]);
+      fgt += best - last[j];
+    }
+    s.bwt = bwt / (k - 1);
+    s.forgetting = fgt / (k - 1);
+    if (b) {
+      for (int j = 1; j < k; j++) fwt += R[(size_t)(j - 1) * (size_t)T + (size_t)j] - b[j];
+      s.fwt = fwt / (k - 1);
+    }
+  }
+  return s;
+}
+
+lt_status lt_metrics_cl(lt_metrics *m, int T, int k, const double *R, const double *R_til,
+                        const double *b) {
+  lt_ctx *ctx = m->ctx;
+  if (T < 1 || k < 0 || k > T || (m->cl_T && m->cl_T != T))
+    LT_ERROR(ctx, LT_ERR_INTERNAL, "metrics: CL matrix of %d tasks (%d trained; earlier T %d)", T,
+             k, m->cl_T);
+  if (!m->cl_T) {
+    LT_CALLOC(ctx, m->cl_R, (size_t)T * (size_t)T);
+    LT_CALLOC(ctx, m->cl_Rtil, (size_t)T * (size_t)T);
+    LT_CALLOC(ctx, m->cl_b, T);
+    m->cl_T = T;
+  }
+  size_t TT = (size_t)T * (size_t)T;
+  for (size_t i = 0; i < TT; i++) {
+    int row_ok = (int)(i / (size_t)T) < k;
+    m->cl_R[i] = row_ok ? R[i] : NAN;
+    m->cl_Rtil[i] = row_ok && R_til ? R_til[i] : NAN;
+  }
+  for (int j = 0; j < T; j++) m->cl_b[j] = b ? b[j] : NAN;
+  m->cl_k = k;
+  m->cl_til = R_til != NULL;
+  m->cl_init = b != NULL;
+  return LT_OK;
+}
+
+/* Write (or overwrite) a fixed-size float64 dataset with rank 0's values; collective. */
+static lt_status write_fixed(lt_ctx *ctx, hid_t f, const char *name, int rank, hsize_t T,
+                             const double *v) {
+  hsize_t dims[2] = {T, T};
+  hid_t ds;
+  if (H5Lexists(f, name, H5P_DEFAULT) > 0) {
+    ds = H5Dopen2(f, name, H5P_DEFAULT);
+  } else {
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t space = H5Screate_simple(rank, dims, NULL);
+    ds = H5Dcreate2(f, name, H5T_IEEE_F64LE, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    H5Sclose(space);
+    H5Pclose(lcpl);
+  }
+  if (ds < 0) LT_ERROR(ctx, LT_ERR_H5, "cannot create %s in the metrics file", name);
+  hid_t fs = H5Dget_space(ds), ms = H5Screate_simple(rank, dims, NULL);
+  if (ctx->rank != 0) {
+    H5Sselect_none(fs);
+    H5Sselect_none(ms);
+  }
+  hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
+  H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
+  herr_t e = H5Dwrite(ds, H5T_NATIVE_DOUBLE, ms, fs, dxpl, v);
+  H5Pclose(dxpl);
+  H5Sclose(ms);
+  H5Sclose(fs);
+  H5Dclose(ds);
+  if (e < 0) LT_ERROR(ctx, LT_ERR_H5, "cannot write %s of the metrics file", name);
+  return LT_OK;
+}
+
+static lt_status flush_cl(lt_metrics *m, hid_t f) {
+  lt_ctx *ctx = m->ctx;
+  hsize_t T = (hsize_t)m->cl_T;
+  LT_CHECK(ctx, write_fixed(ctx, f, "/cl/acc", 2, T, m->cl_R));
+  if (m->cl_til) LT_CHECK(ctx, write_fixed(ctx, f, "/cl/acc_task_il", 2, T, m->cl_Rtil));
+  if (m->cl_init) LT_CHECK(ctx, write_fixed(ctx, f, "/cl/acc_init", 1, T, m->cl_b));
+  hid_t g = H5Gopen2(f, "/cl", H5P_DEFAULT);
+  if (g < 0) LT_ERROR(ctx, LT_ERR_H5, "cannot open /cl in the metrics file");
+  const double *b = m->cl_init ? m->cl_b : NULL;
+  lt_cl_summary s = lt_cl_summarize(m->cl_T, m->cl_k, m->cl_R, b);
+  lt_status st = lt_h5_attr_f64(ctx, g, "ACC", s.acc);
+  if (st == LT_OK) st = lt_h5_attr_f64(ctx, g, "BWT", s.bwt);
+  if (st == LT_OK) st = lt_h5_attr_f64(ctx, g, "FWT", s.fwt);
+  if (st == LT_OK) st = lt_h5_attr_f64(ctx, g, "forgetting", s.forgetting);
+  if (st == LT_OK) st = lt_h5_attr_i64(ctx, g, "tasks_trained", m->cl_k);
+  if (st == LT_OK && m->cl_til) {
+    lt_cl_summary t = lt_cl_summarize(m->cl_T, m->cl_k, m->cl_Rtil, NULL);
+    st = lt_h5_attr_f64(ctx, g, "ACC_task_il", t.acc);
+    if (st == LT_OK) st = lt_h5_attr_f64(ctx, g, "BWT_task_il", t.bwt);
+    if (st == LT_OK) st = lt_h5_attr_f64(ctx, g, "forgetting_task_il", t.forgetting);
+  }
+  H5Gclose(g);
+  LT_CHECK(ctx, st);
+  return LT_OK;
+}
+
 static lt_status flush_into(lt_metrics *m, hid_t f) {
   lt_ctx *ctx = m->ctx;
   int w = ctx->rank == 0;
@@ -282,6 +392,7 @@ static lt_status flush_into(lt_metrics *m, hid_t f) {
   for (int c = 0; c < LT_EP_NCOLS; c++)
     LT_CHECK(ctx, append(ctx, f, ep_names[c], 1, 0, (hsize_t)m->epochs_written, (hsize_t)m->nep,
                          m->ep + (size_t)c * (size_t)m->epcap, w));
+  if (m->cl_T) LT_CHECK(ctx, flush_cl(m, f));
   LT_CHECK(ctx, write_attrs(m, f));
   return LT_OK;
 }
@@ -310,6 +421,9 @@ lt_status lt_metrics_close(lt_metrics **pm) {
   lt_free(m->lr);
   lt_free(m->step_time);
   lt_free(m->ep);
+  lt_free(m->cl_R);
+  lt_free(m->cl_Rtil);
+  lt_free(m->cl_b);
   lt_free(m);
   *pm = NULL;
   return st;
