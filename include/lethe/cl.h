@@ -48,9 +48,24 @@ typedef struct {
   int refresh_every, refresh_steps;
 } lt_cl_cfg;
 
+/* Defaults: no penalty, no replay, no refresh; ewc_lambda 1, ewc_gamma 1;
+ * si_c 0.1, si_xi 1e-3 (Zenke et al. 2017 use xi = 1e-3 on split MNIST; 0.1 on
+ * CIFAR); fisher sampled over the whole task in batches of 128; buffer_size 500,
+ * replay_batch 32, der_alpha 0.3, derpp_beta 0.5; refresh code form's delta 1e-5,
+ * kappa 1e-3, sigma 1e-3; paper form's gamma 1e-6, damping 1; refresh_every 1,
+ * refresh_steps 1.
+ *
+ * Conventions. DER's term is der_alpha * mean over buffer rows of ||f(x') - z'||^2
+ * summed over classes (the trainer's LT_TERM_MSE_LOGITS is 1/2 ||.||^2, so it
+ * runs with weight 2 der_alpha). The DER authors' code (mammoth) uses
+ * F.mse_loss, a mean over classes too: its alpha is der_alpha * C here. ER's
+ * buffer term is a separate mean CE with weight 1 (mammoth concatenates the
+ * buffer rows to the batch instead). The refresh paper form uses the same
+ * running Fisher as the code form, damped: (F + refresh_damping). */
 void lt_cl_cfg_default(lt_cl_cfg *cfg);
 
 typedef struct lt_strategy lt_strategy;
+struct lt_ckpt; /* lethe/checkpoint.h */
 
 /* Installs its hooks on the trainer (which must outlive it). Collective. */
 LT_WUR lt_status lt_strategy_create(lt_ctx *ctx, const lt_cl_cfg *cfg, lt_trainer *t,
@@ -71,10 +86,45 @@ LT_WUR lt_status lt_strategy_step(lt_strategy *s, const float *x, const int32_t 
  * Collective. */
 LT_WUR lt_status lt_strategy_end_task(lt_strategy *s, int task, const lt_dataset *train);
 
-/* Bytes of strategy state on this rank (per-parameter state + buffer). */
+/* Bytes of strategy state on this rank: every per-parameter array of the
+ * owned slice (state and SI's two per-step scratch arrays, the task-end Fisher)
+ * plus the replay buffer (lt_replay_bytes). O(N/P) + O(M/P). */
 size_t lt_strategy_bytes(const lt_strategy *s);
+
+/* Only the refresh part of a step: cfg->refresh_steps unlearn steps on this
+ * rank's rows of the current batch (whether or not due by refresh_every; no-op
+ * when refresh is off). Advances the noise counter. Collective. */
+LT_WUR lt_status lt_strategy_refresh(lt_strategy *s, const float *x, const int32_t *y, int rows,
+                                     long global_rows, const uint8_t *mask);
+
+/* The parameter-space penalty at the model's current theta: this rank's part
+ * of its value (sum over ranks for the total), and its gradient added to
+ * grad_owned[t->sh.slice] unless that is NULL. 0 without a penalty or before
+ * the first task ended. Not collective. */
+double lt_strategy_penalty(const lt_strategy *s, float *grad_owned);
+
+/* State. Per-parameter arrays are the owned slices [t->sh.slice] of vectors in
+ * the parameter layout, named "ewc/fisher_<t>", "ewc/anchor_<t>" (one pair per
+ * finished task), "online_ewc/fisher", "online_ewc/anchor", "si/omega",
+ * "si/Omega", "si/anchor", "si/theta_start", "refresh/fisher". Scalars:
+ * the cursor {task (current, -1 before the first), tasks_done, steps,
+ * refresh_count (unlearn steps taken: the noise counter)}. */
+float *lt_strategy_state(lt_strategy *s, const char *name); /* NULL: no such array */
+int64_t *lt_strategy_cursor(lt_strategy *s);                /* [4], see above */
+
+/* Register the state with a checkpoint registry for a run of `ntasks` tasks:
+ * each array above as a sharded vector "/strategy/<name>", the cursor as the
+ * replicated int64 "/strategy/cursor" [4]. EWC makes room for ntasks - 1 pairs
+ * now (their addresses must stay fixed while registered; a further task end is
+ * an error). lt_ckpt_read then restores everything in place; a resumed run
+ * continues with lt_strategy_step in the interrupted task (no begin_task for
+ * it, which would reset SI's theta_start). The replay buffer is NOT
+ * registered: its rows are per-rank arrays of varying length, which the
+ * registry cannot hold (see lt_replay_get_state). */
+LT_WUR lt_status lt_strategy_ckpt_add(lt_strategy *s, struct lt_ckpt *ck, int ntasks);
 
 const char *lt_penalty_name(lt_penalty_kind k);
 const char *lt_replay_name(lt_replay_kind k);
+const char *lt_refresh_name(lt_refresh_kind k);
 
 #endif

@@ -52,7 +52,7 @@ struct lt_trainer {
 };
 
 typedef struct {
-  double loss;   /* mean loss over the global batch (first term: the task's CE) */
+  double loss;   /* mean loss of the reported term (the first unless chosen): the task's CE */
   double total;  /* weighted sum of all terms' mean losses plus the penalty */
   double penalty; /* penalty value summed over ranks */
   long correct;  /* correct predictions over the global batch */
@@ -75,6 +75,14 @@ LT_WUR lt_status lt_trainer_step(lt_trainer *t, const float *x, const int32_t *y
  * first term's loss and accuracy, the total and the penalty. Collective. */
 LT_WUR lt_status lt_trainer_step_terms(lt_trainer *t, const lt_loss_term *terms, int nterms,
                                        lt_step_stats *stats);
+
+/* The same step, reporting term `report` (0 <= report < nterms) instead of the first:
+ * its loss, accuracy and rows go to stats->loss, correct, rows (total and penalty
+ * as above). Lets a strategy put the current batch last (so that its forward pass,
+ * whose logits stay in the model's output workspace m->z[m->nlayers] after the
+ * step, is the last one) and still report it. Collective. */
+LT_WUR lt_status lt_trainer_step_terms_report(lt_trainer *t, const lt_loss_term *terms,
+                                              int nterms, int report, lt_step_stats *stats);
 
 /* Only the reduced gradient of the terms into t->grad_owned (no update); local
  * sums of each term's loss and the first term's correct count are returned in

@@ -53,8 +53,9 @@ static double term_backward(lt_model *m, const lt_loss_term *tm, long *correct, 
   return loss;
 }
 
-lt_status lt_trainer_gradient(lt_trainer *t, const lt_loss_term *terms, int nterms,
-                              double *loss_sum, long *correct) {
+/* The reduced gradient of the terms; *correct counts term `report`'s correct rows. */
+static lt_status gradient(lt_trainer *t, const lt_loss_term *terms, int nterms, int report,
+                          double *loss_sum, long *correct) {
   lt_ctx *ctx = t->ctx;
   lt_model *m = t->m;
   lt_timer_start(ctx, "forward+backward");
@@ -68,7 +69,7 @@ lt_status lt_trainer_gradient(lt_trainer *t, const lt_loss_term *terms, int nter
                tm->global_rows, m->max_batch);
     double l = 0.0;
     if (tm->rows > 0) {
-      l = term_backward(m, tm, k == 0 ? correct : NULL, beta);
+      l = term_backward(m, tm, k == report ? correct : NULL, beta);
       beta = 1.0f;
     }
     if (loss_sum) loss_sum[k] = l;
@@ -82,17 +83,25 @@ lt_status lt_trainer_gradient(lt_trainer *t, const lt_loss_term *terms, int nter
   return LT_OK;
 }
 
+lt_status lt_trainer_gradient(lt_trainer *t, const lt_loss_term *terms, int nterms,
+                              double *loss_sum, long *correct) {
+  LT_CHECK(t->ctx, gradient(t, terms, nterms, 0, loss_sum, correct));
+  return LT_OK;
+}
+
 #define LT_MAX_TERMS 8
 
-lt_status lt_trainer_step_terms(lt_trainer *t, const lt_loss_term *terms, int nterms,
-                                lt_step_stats *stats) {
+lt_status lt_trainer_step_terms_report(lt_trainer *t, const lt_loss_term *terms, int nterms,
+                                       int report, lt_step_stats *stats) {
   lt_ctx *ctx = t->ctx;
   lt_model *m = t->m;
   if (nterms < 1 || nterms > LT_MAX_TERMS)
     LT_ERROR(ctx, LT_ERR_INTERNAL, "%d loss terms (allowed 1..%d)", nterms, LT_MAX_TERMS);
+  if (report < 0 || report >= nterms)
+    LT_ERROR(ctx, LT_ERR_INTERNAL, "reported term %d of %d loss terms", report, nterms);
   double sums[LT_MAX_TERMS] = {0};
   long correct = 0;
-  LT_CHECK(ctx, lt_trainer_gradient(t, terms, nterms, sums, &correct));
+  LT_CHECK(ctx, gradient(t, terms, nterms, report, sums, &correct));
 
   double penalty = 0.0;
   lt_timer_start(ctx, "update");
@@ -111,14 +120,20 @@ lt_status lt_trainer_step_terms(lt_trainer *t, const lt_loss_term *terms, int nt
     v[nterms] = (double)correct;
     v[nterms + 1] = penalty;
     LT_CHECK_MPI(ctx, MPI_Allreduce(MPI_IN_PLACE, v, nterms + 2, MPI_DOUBLE, MPI_SUM, ctx->comm));
-    stats->loss = v[0] / (double)terms[0].global_rows;
+    stats->loss = v[report] / (double)terms[report].global_rows;
     stats->total = v[nterms + 1];
     for (int k = 0; k < nterms; k++)
       stats->total += terms[k].weight * v[k] / (double)terms[k].global_rows;
     stats->penalty = v[nterms + 1];
     stats->correct = (long)v[nterms];
-    stats->rows = terms[0].global_rows;
+    stats->rows = terms[report].global_rows;
   }
+  return LT_OK;
+}
+
+lt_status lt_trainer_step_terms(lt_trainer *t, const lt_loss_term *terms, int nterms,
+                                lt_step_stats *stats) {
+  LT_CHECK(t->ctx, lt_trainer_step_terms_report(t, terms, nterms, 0, stats));
   return LT_OK;
 }
 
