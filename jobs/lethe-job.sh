@@ -9,7 +9,7 @@
 #       killing the ranks within ~2 s); lethe then writes a snapshot at the next step
 #       boundary and exits 75. With LETHE_JOB_INTERACTIVE=1, mpirun gets its own process
 #       group (a terminal's Ctrl-C reaches only this shell), a first SIGINT is forwarded as
-#       SIGUSR1 and a second one as SIGTERM (abort without snapshot).
+#       SIGUSR1 and a second one (1 s or more later) as SIGTERM (abort without snapshot).
 #       Sets LETHE_JOB_RC (lethe's exit code) and LETHE_JOB_SIGNALLED (1 if this shell was
 #       signalled) and returns LETHE_JOB_RC.
 #   lethe_job_slurm RUN_DIR DECK [ARGS...]
@@ -42,8 +42,14 @@ lethe_job_reject_keys() {
 _lethe_job_signal() {
   local sig=$1 fwd=USR1
   if [ "$sig" = INT ]; then
-    _lethe_job_ints=$((_lethe_job_ints + 1))
-    [ "$_lethe_job_ints" -ge 2 ] && fwd=TERM
+    # a second Ctrl-C aborts; one within 1 s of the first is the same key press delivered twice
+    # (a wrapper such as timeout(1) passes on the SIGINT its process group already got)
+    local now=${EPOCHREALTIME/./}
+    if [ -n "$_lethe_job_int_at" ]; then
+      [ $((now - _lethe_job_int_at)) -lt 1000000 ] && return
+      fwd=TERM
+    fi
+    _lethe_job_int_at=$now
   fi
   LETHE_JOB_SIGNALLED=1
   _lethe_job_interrupted=1
@@ -78,7 +84,7 @@ lethe_job_run() {
   fi
   export BLIS_NUM_THREADS=$threads
 
-  LETHE_JOB_SIGNALLED=0 _lethe_job_ints=0 _lethe_job_pid='' _lethe_job_pending=''
+  LETHE_JOB_SIGNALLED=0 _lethe_job_int_at='' _lethe_job_pid='' _lethe_job_pending=''
   trap '_lethe_job_signal USR1' USR1
   trap '_lethe_job_signal TERM' TERM
   trap '_lethe_job_signal INT' INT

@@ -3,13 +3,14 @@
 # scripts without depending on the trainer:
 #   fake_lethe.sh train DECK --set run.out=DIR [--set k=v ...] [--resume DIR]
 # Every rank (started by mpirun) runs steps 1..FAKE_STEPS (default 40) of FAKE_STEP_S seconds
-# (default 0.25; FAKE_RESUMED_STEP_S when resumed). SIGUSR1 or SIGTERM: at the next step
-# boundary rank 0 writes DIR/ckpt/step-N and DIR/ckpt/LATEST (temporary file + rename) and
-# every rank exits 75. At the end: rank 0 writes DIR/done, exit 0. --resume DIR starts after the
-# step named by DIR/ckpt/LATEST. Like lethe (all ranks pass a barrier after rank 0 replaced LATEST),
-# the other ranks exit only once LATEST has changed: mpirun kills the remaining ranks as soon as
-# one exits non-zero, so exiting first could lose rank 0's LATEST. Each rank appends what it saw to DIR/rank-R.log:
-#   start step=S np=P threads=T restart=R args=...   | signal USR1 step=N |  exit 75 step=N  | exit 0
+# (default 0.25; FAKE_RESUMED_STEP_S when resumed). On SIGUSR1 or SIGTERM, at the next step
+# boundary rank 0 writes DIR/ckpt/step-N and DIR/ckpt/LATEST (temporary file + rename) and every
+# rank exits 75. As in lethe (all ranks pass a barrier after rank 0 replaced LATEST) the other
+# ranks exit only once LATEST has changed: mpirun kills the remaining ranks as soon as one exits
+# non-zero, so exiting first could lose rank 0's LATEST. At the end rank 0 writes DIR/done and
+# all exit 0. --resume DIR starts after the step named by DIR/ckpt/LATEST. DIR/pid-R holds rank
+# R's pid; each rank appends what it saw to DIR/rank-R.log:
+#   start step=S np=P threads=T restart=R args=...  |  signal USR1 step=N  |  exit 75 step=N  |  exit 0 step=N
 set -u
 rank=${OMPI_COMM_WORLD_RANK:-0}
 np=${OMPI_COMM_WORLD_SIZE:-1}
@@ -32,6 +33,7 @@ if [ -n "$resume" ]; then
   start=$((10#${latest#step-}))
   step_s=${FAKE_RESUMED_STEP_S:-$step_s}
 fi
+echo $$ >"$out/pid-$rank"
 echo "start step=$start np=$np threads=${BLIS_NUM_THREADS:-unset} restart=${SLURM_RESTART_COUNT:-none} args=$args" >>"$log"
 stop=''
 prev=$(cat "$out/ckpt/LATEST" 2>/dev/null)
