@@ -4,7 +4,7 @@
  * the non-empty ranks, copies of stored rows, uniform slot frequencies).
  *
  * Samples are identified by their content: global sample g has x = (4g, 4g+1,
- * 4g+2), label g % C and logits (-g, -g - 1/4, ...), all exact in float for
+ * 4g+2), label (g / 5) % C and logits (-g, -g - 1/4, ...), all exact in float for
  * g < 2^20, so a row drawn from the buffer tells which sample it is. */
 #include <math.h>
 #include <stdio.h>
@@ -18,7 +18,7 @@ enum { D = 3, C = 4 };
 
 static void encode(float *x, int32_t *y, float *z, long g) {
   for (int c = 0; c < D; c++) x[c] = (float)(4 * g + c);
-  *y = (int32_t)(g % C);
+  *y = (int32_t)((g / 5) % C); /* not g % C: at P = 4 that is constant on a rank */
   for (int c = 0; c < C; c++) z[c] = -(float)g - 0.25f * (float)c;
 }
 
