@@ -84,6 +84,7 @@ lethe_job_run() {
   fi
   export BLIS_NUM_THREADS=$threads
 
+  # shellcheck disable=SC2034 # LETHE_JOB_SIGNALLED is for the callers
   LETHE_JOB_SIGNALLED=0 _lethe_job_int_at='' _lethe_job_pid='' _lethe_job_pending=''
   trap '_lethe_job_signal USR1' USR1
   trap '_lethe_job_signal TERM' TERM

@@ -171,12 +171,19 @@ start_munge() {
 node_state() { timeout 5 sinfo -h -N -o %T 2>/dev/null | head -1; }
 
 do_start() {
-  local t state
+  local t f state
   for t in slurmctld slurmd munged munge unmunge sinfo sbatch runuser; do
     command -v "$t" >/dev/null || die "$t not found; install: apt-get install slurmctld slurmd slurm-client munge"
   done
   [ "$(id -u)" = 0 ] || die "must run as root (slurmd runs jobs as their users)"
   do_stop
+  # another cluster (or a system Slurm) on our ports would answer our clients instead of ours
+  for t in "$PORT" "$((PORT + 1))"; do
+    if timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$t" 2>/dev/null; then
+      pgrep -a 'slurmctld|slurmd' >&2
+      die "port $t is in use (another cluster? stop it with $0 stop ITS_DIR, or set LETHE_SLURM_PORT)"
+    fi
+  done
   mkdir -p "$DIR" || die "cannot create $DIR"
   rm -rf "$DIR/state" "$DIR/spool"
   write_conf
@@ -187,6 +194,10 @@ do_start() {
     { tail -20 "$DIR/slurmd.log" >&2; die "slurmd did not start (log: $DIR/slurmd.log)"; }
   for t in $(seq $((WAIT * 2))); do
     state=$(node_state)
+    for f in slurmctld slurmd; do
+      [ -d "/proc/$(cat "$DIR/$f.pid" 2>/dev/null || echo none)" ] || [ "$t" -lt 4 ] ||
+        { tail -15 "$DIR/$f.log" >&2; do_stop; die "$f exited (log: $DIR/$f.log)"; }
+    done
     case $state in idle*) say "node $(hostname -s) idle after $((t / 2)) s (SLURM_CONF=$CONF)"; return 0 ;; esac
     sleep 0.5
   done

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the Slurm tests: the integration tests' helpers plus a private cluster and job queries.
 # $1 lethe executable, $2 source dir, $3 scratch dir, $4 mpiexec, $5 cluster dir (optional: without
 # it, or when that cluster is not running, the test starts its own under $3 and stops it at exit).
@@ -22,6 +23,7 @@ slurm_exit() {
     echo "--- slurmd.log (tail)"; tail -20 "$CLUSTER/slurmd.log" 2>/dev/null
   fi
   # our jobs must not outlive the test
+  # shellcheck disable=SC2086
   [ -n "${JOBS:-}" ] && timeout 10 scancel $JOBS 2>/dev/null
   [ "$OWN_CLUSTER" = 1 ] && "$CLUSTER_SH" stop "$CLUSTER"
 }
