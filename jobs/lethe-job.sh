@@ -114,6 +114,7 @@ lethe_job_run() {
   case $rc in
     0) lethe_job_log "lethe finished (exit 0)" ;;
     75) lethe_job_log "lethe wrote a snapshot and stopped (exit 75); it resumes from $run_dir" ;;
+    138) lethe_job_log "lethe failed (exit 138: a rank died of SIGUSR1; does this lethe write checkpoints?)" ;;
     *) lethe_job_log "lethe failed (exit $rc)" ;;
   esac
   return "$rc"
