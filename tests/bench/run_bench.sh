@@ -18,10 +18,16 @@
 #    fisher, 1 rank x 2 threads) against PyTorch's single-sample loop (2 threads).
 # The table goes to stdout and BUILD_DIR/bench_results.txt; logs to BUILD_DIR/bench/.
 #
-# Targets are printed as PASS/MISS but never fail the test (the machine is shared
-# and timings are noisy); the test fails only when a run crashes or prints no result.
-# Environment: LETHE_BENCH_REPEAT=N runs every timing N times and keeps the best
-# (default 1); LETHE_BENCH_PYTHON picks the Python that has torch and h5py.
+# Two throughputs per training run: the epoch's (what `lethe train` prints:
+# rows / summed step times) and the one at the median step time (lethe's
+# metrics.h5 /train/step_time; torch_mlp.py times its steps the same way). On a
+# shared machine bursts of other load slow some steps down; the median ignores
+# them, so ratios and the roofline use the median figures.
+#
+# Targets are printed as PASS/MISS but never fail the test (timings are noisy);
+# the test fails only when a run crashes or prints no result.
+# Environment: LETHE_BENCH_REPEAT=N runs N interleaved rounds and keeps the best
+# of each figure (default 1); LETHE_BENCH_PYTHON picks the Python with torch and h5py.
 set -uo pipefail
 
 if [ $# -lt 4 ]; then
@@ -59,11 +65,13 @@ if [ ! -s "$data" ]; then
 fi
 
 # ------------------------------------------------------------------ helpers
-# best NAME VALUE...: the largest of the numeric values (empty if none).
+# best VALUE...: the largest of the positive numeric values (empty if none).
 best() { printf '%s\n' "$@" | awk 'NF && $1+0 > 0 { if (m == "" || $1 + 0 > m) m = $1 + 0 } END { if (m != "") printf "%.1f", m }'; }
+
 # field LOG KEY: value of "KEY=value" on the last RESULT line that has it; the key
 # lethe_samples_per_s is the throughput on lethe train's final "done" line.
 field() {
+  if [ "$1" = "" ] || [ ! -f "$1" ]; then return; fi
   if [ "$2" = lethe_samples_per_s ]; then
     sed -n 's/^done .*training throughput \([0-9.]*\) samples\/s.*/\1/p' "$1" | tail -1
   else
@@ -87,12 +95,6 @@ once() {
   echo "$v"
 }
 
-# lethe_train NAME RANKS THREADS: one epoch of the bench deck, with timers
-lethe_train() {
-  BLIS_NUM_THREADS=$3 "$mpiexec" --oversubscribe --bind-to none -n "$2" "$lethe" train "$deck" \
-    --set "data.path=$data" --set "run.out=$work/runs/$1" --set run.progress=none --profile
-}
-
 # Python with torch and h5py
 python=
 for p in ${LETHE_BENCH_PYTHON:-} python3 /usr/bin/python3; do
@@ -101,7 +103,27 @@ for p in ${LETHE_BENCH_PYTHON:-} python3 /usr/bin/python3; do
     break
   fi
 done
-torch_run() { # torch_run MODE [VAR=VALUE...]
+
+# lethe_train NAME RANKS THREADS: one epoch of the bench deck, with timers
+lethe_train() {
+  BLIS_NUM_THREADS=$3 "$mpiexec" --oversubscribe --bind-to none -n "$2" "$lethe" train "$deck" \
+    --set "data.path=$data" --set "run.out=$work/runs/$1" --set run.progress=none --profile
+}
+
+# lethe_median NAME LOG: global batch / median step time of the last run NAME
+lethe_median() {
+  [ -n "$python" ] || return
+  local gb
+  gb=$(sed -n 's/.*global batch \([0-9]*\).*/\1/p' "$2" | head -1)
+  [ -n "$gb" ] || return
+  "$python" -c 'import sys, h5py, numpy
+with h5py.File(sys.argv[1], "r") as f:
+    t = f["train/step_time"][:]
+print("%.1f" % (int(sys.argv[2]) / numpy.median(t)))' "$work/runs/$1/metrics.h5" "$gb" 2> /dev/null
+}
+
+# torch_run MODE [VAR=VALUE...]: the PyTorch peer at 2 threads
+torch_run() {
   local mode=$1
   shift
   env "$@" BLIS_NUM_THREADS=2 "$python" "$src/tests/bench/torch_mlp.py" "$mode" "$data" --threads 2
@@ -115,25 +137,35 @@ case $arch in
 esac
 
 # ------------------------------------------------------------------ runs
+# Configurations: NAME -> ranks, threads, local batch and GEMM multiplier of its roofline.
+lethe_cfgs=(1x1 1x2 2x1)
+declare -A NP=([1x1]=1 [1x2]=1 [2x1]=2) NT=([1x1]=1 [1x2]=2 [2x1]=1)
+declare -A GB=([1x1]=128 [1x2]=128 [2x1]=64) GX=([1x1]=1 [1x2]=1 [2x1]=2)
+declare -A EP=() MED=() GF=() # best epoch and median-step samples/s; GEMM GFLOP/s (one rank)
+f_lethe='' f_torch=''
+torch_cfgs=()
+if [ -n "$python" ]; then
+  torch_cfgs=(torch_default)
+  [ -n "$arch_id" ] && torch_cfgs+=(torch_lethe_kernels)
+fi
+declare -A TENV=([torch_default]="" [torch_lethe_kernels]="BLIS_ARCH_TYPE=$arch_id")
+
 # Each lethe configuration runs right after the GEMM timing it is compared with,
-# and repeats are interleaved, so that a burst of load from other users hits
+# and rounds are interleaved, so that a burst of load from other users hits
 # both sides of a ratio alike.
-g128_1='' g128_2='' g64_1='' l11='' l12='' l21='' t_def='' t_arch='' f_lethe='' f_torch=''
 for ((i = 1; i <= repeat; i++)); do
-  echo "bench: round $i of $repeat: 1 rank x 1 thread"
-  g128_1=$(best "$g128_1" "$(BLIS_NUM_THREADS=1 once "$logs/gemm_b128_t1.$i.log" gflops "$gemm" gemm 128)")
-  l11=$(best "$l11" "$(once "$logs/lethe_1x1.$i.log" lethe_samples_per_s lethe_train 1x1 1 1)")
-  echo "bench: round $i of $repeat: 1 rank x 2 threads"
-  g128_2=$(best "$g128_2" "$(BLIS_NUM_THREADS=2 once "$logs/gemm_b128_t2.$i.log" gflops "$gemm" gemm 128)")
-  l12=$(best "$l12" "$(once "$logs/lethe_1x2.$i.log" lethe_samples_per_s lethe_train 1x2 1 2)")
-  echo "bench: round $i of $repeat: 2 ranks x 1 thread"
-  g64_1=$(best "$g64_1" "$(BLIS_NUM_THREADS=1 once "$logs/gemm_b64_t1.$i.log" gflops "$gemm" gemm 64)")
-  l21=$(best "$l21" "$(once "$logs/lethe_2x1.$i.log" lethe_samples_per_s lethe_train 2x1 2 1)")
-  if [ -n "$python" ]; then
-    echo "bench: round $i of $repeat: PyTorch ($python)"
-    t_def=$(best "$t_def" "$(once "$logs/torch_default.$i.log" torch_train_samples_per_s torch_run train)")
-    [ -n "$arch_id" ] && t_arch=$(best "$t_arch" "$(once "$logs/torch_lethe_kernels.$i.log" torch_train_samples_per_s torch_run train BLIS_ARCH_TYPE=$arch_id)")
-  fi
+  for c in "${lethe_cfgs[@]}"; do
+    echo "bench: round $i of $repeat: lethe ${NP[$c]} rank(s) x ${NT[$c]} thread(s)"
+    GF[$c]=$(best "${GF[$c]:-}" "$(BLIS_NUM_THREADS=${NT[$c]} once "$logs/gemm_$c.$i.log" gflops "$gemm" gemm "${GB[$c]}")")
+    EP[$c]=$(best "${EP[$c]:-}" "$(once "$logs/lethe_$c.$i.log" lethe_samples_per_s lethe_train "$c" "${NP[$c]}" "${NT[$c]}")")
+    MED[$c]=$(best "${MED[$c]:-}" "$(lethe_median "$c" "$logs/lethe_$c.$i.log")")
+  done
+  for c in "${torch_cfgs[@]}"; do
+    echo "bench: round $i of $repeat: PyTorch ($c, $python)"
+    # shellcheck disable=SC2086 # TENV holds zero or one VAR=VALUE word
+    EP[$c]=$(best "${EP[$c]:-}" "$(once "$logs/$c.$i.log" torch_train_samples_per_s torch_run train ${TENV[$c]})")
+    MED[$c]=$(best "${MED[$c]:-}" "$(field "$logs/$c.$i.log" torch_median_samples_per_s)")
+  done
   echo "bench: round $i of $repeat: Fisher"
   f_lethe=$(best "$f_lethe" "$(BLIS_NUM_THREADS=2 once "$logs/fisher_lethe.$i.log" fisher_samples_per_s "$gemm" fisher 4096 256)")
   [ -n "$python" ] && f_torch=$(best "$f_torch" "$(once "$logs/torch_fisher.$i.log" torch_fisher_samples_per_s torch_run fisher)")
@@ -144,83 +176,93 @@ load_end=$(loadavg)
 nparams=$(sed -n 's/.*model  MLP .*, \([0-9]*\) parameters.*/\1/p' "$logs"/lethe_1x1.1.log 2>/dev/null | head -1)
 [ -n "$nparams" ] || nparams=$((784 * 1024 + 1024 + 1024 * 1024 + 1024 + 1024 * 10 + 10))
 lethe_blis=$(grep -h 'BLIS .*kernels' "$logs"/lethe_1x1.1.log 2>/dev/null | head -1)
-torch_blas=$(grep -h '^torch BLAS' "$logs"/torch_default.1.log 2>/dev/null | head -1)
 torch_cfg=$(grep -h '^torch [0-9]' "$logs"/torch_default.1.log 2>/dev/null | head -1)
+torch_blas=$(grep -h '^torch BLAS' "$logs"/torch_default.1.log 2>/dev/null | head -1)
 torch_arch=$(grep -h '^torch BLAS' "$logs"/torch_lethe_kernels.1.log 2>/dev/null | sed -n 's/.*(\(BLIS [^)]*\)).*/\1/p' | head -1)
 
 # ratio A B -> A/B with 2 decimals, "-" when either is missing
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
-# roofline RATE GFLOPS -> percent
-roof() { awk -v r="$1" -v g="$2" -v n="$nparams" 'BEGIN { if (r + 0 > 0 && g + 0 > 0) printf "%.0f%%", 100 * 6 * n * r / (g * 1e9); else printf "-" }'; }
+# roof RATE GFLOPS -> fraction 6 N RATE / GFLOPS (empty when either is missing)
+roof() { awk -v r="$1" -v g="$2" -v n="$nparams" 'BEGIN { if (r + 0 > 0 && g + 0 > 0) printf "%.3f", 6 * n * r / (g * 1e9) }'; }
+pct() { awk -v f="$1" 'BEGIN { if (f != "") printf "%.0f%%", 100 * f; else printf "-" }'; }
 mark() { awk -v v="$1" -v t="$2" 'BEGIN { if (v == "" || v == "-") print "n/a"; else if (v + 0 >= t) print "PASS"; else print "MISS" }'; }
-num() { [ -n "$1" ] && printf '%.0f' "$1" || printf 'FAILED'; }
-# acc RUN: test accuracy printed by run 1 of RUN (lethe's "done" line or torch's RESULT)
+num() { if [ -n "$1" ]; then printf '%.0f' "$1"; else printf 'FAILED'; fi; }
+# acc CONFIG: test accuracy printed by round 1 (lethe's "done" line or torch's RESULT)
 acc() {
   local log=$logs/$1.1.log
+  [ -n "${NP[$1]:-}" ] && log=$logs/lethe_$1.1.log
   [ -f "$log" ] || { echo -; return; }
   { sed -n 's/^done .*test accuracy \([0-9.]*\) .*/\1/p' "$log"; field "$log" test_acc; } | head -1
 }
-# row NAME SAMPLES/S GEMM_GFLOPS GEMM_NOTE ACC: one line of the table
-row() {
-  printf '%-36s %10s %9s %9s %16s %9s\n' "$1" "$(num "$2")" "$(ratio "$2" "$t_ref")" \
-    "$(roof "$2" "$3")" "${3:--} $4" "${5:--}"
-}
-g64_2x=$(awk -v g="$g64_1" 'BEGIN { if (g + 0 > 0) printf "%.1f", 2 * g }')
-lethe_best=$(best "$l11" "$l12" "$l21")
-t_ref=$(best "$t_def" "$t_arch") # the faster torch run is the reference for the target
-ratio_best=$(ratio "$lethe_best" "$t_ref")
-roof_best=$(awk -v a="$l11" -v b="$l12" -v c="$l21" -v g1="$g128_1" -v g2="$g128_2" -v g3="$g64_2x" -v n="$nparams" '
-  function f(r, g) { return (r + 0 > 0 && g + 0 > 0) ? 6 * n * r / (g * 1e9) : -1 }
-  BEGIN { m = f(a, g1); if (f(b, g2) > m) m = f(b, g2); if (f(c, g3) > m) m = f(c, g3);
-          if (m >= 0) printf "%.3f", m }')
+robust() { if [ -n "${MED[$1]:-}" ]; then echo "${MED[$1]}"; else echo "${EP[$1]:-}"; fi; }
+
+# GEMM rate on the cores of each configuration; torch runs on 1 rank x 2 threads
+declare -A GCORES=() GNOTE=()
+for c in "${lethe_cfgs[@]}"; do
+  GCORES[$c]=$(awk -v g="${GF[$c]:-}" -v x="${GX[$c]}" 'BEGIN { if (g + 0 > 0) printf "%.1f", x * g }')
+  if [ "${GX[$c]}" = 1 ]; then GNOTE[$c]="(B=${GB[$c]})"; else GNOTE[$c]="(${GX[$c]}xB=${GB[$c]})"; fi
+done
+for c in "${torch_cfgs[@]}"; do GCORES[$c]=${GCORES[1x2]}; GNOTE[$c]=${GNOTE[1x2]}; done
+
+t_ref='' # the faster torch configuration is the reference
+for c in "${torch_cfgs[@]}"; do t_ref=$(best "$t_ref" "$(robust "$c")"); done
+l_best='' roof_best=''
+for c in "${lethe_cfgs[@]}"; do
+  l_best=$(best "$l_best" "$(robust "$c")")
+  roof_best=$(printf '%s\n%s\n' "$roof_best" "$(roof "$(robust "$c")" "${GCORES[$c]}")" |
+    awk 'NF { if (m == "" || $1 + 0 > m) m = $1 } END { print m }')
+done
+t_def=$(robust torch_default)
 fisher_ratio=$(ratio "$f_lethe" "$f_torch")
 step_flops=$(awk 'BEGIN { W1 = 784 * 1024; W2 = 1024 * 1024; W3 = 1024 * 10;
   printf "%.3f", (2 * W1 + 3 * W2 + 3 * W3) / (784 * 1024 + 1024 + 1024 * 1024 + 1024 + 1024 * 10 + 10) / 3 }')
 
+declare -A LABEL=([1x1]="lethe 1 rank x 1 thread" [1x2]="lethe 1 rank x 2 threads"
+  [2x1]="lethe 2 ranks x 1 thread" [torch_default]="torch 2 thr., BLIS's own kernels"
+  [torch_lethe_kernels]="torch 2 thr., lethe's kernels")
+fmt='%-33s %9s %9s %8s %9s %16s %8s\n'
 {
   echo "lethe benchmark: MLP 784-1024-1024-10 ($nparams parameters), Fashion-MNIST, SGD momentum 0.9,"
   echo "global batch 128, 1 epoch (468 steps), $(nproc) CPU(s): $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)"
-  echo "date $(date -u +%Y-%m-%dT%H:%M:%SZ)  git $(git -C "$src" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)  best of $repeat run(s)  load average $load_start (start) / $load_end (end)"
+  echo "date $(date -u +%Y-%m-%dT%H:%M:%SZ)  git $(git -C "$src" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)  best of $repeat round(s)  load average $load_start (start) / $load_end (end)"
   awk -v a="$load_start" -v b="$load_end" -v n="$(nproc)" 'BEGIN { split(a, x, " "); split(b, y, " ");
-    if (x[1] > 0.5 * n || y[1] > 0.5 * n) printf "WARNING: the machine was busy (load average %s / %s on %d CPUs): other processes shared the cores, the figures understate both sides and ratios are unreliable\n", x[1], y[1], n }'
+    if (x[1] > 0.5 * n || y[1] > 0.5 * n) printf "WARNING: the machine was busy (load average %s / %s on %d CPUs): other processes shared the cores; figures are low and ratios unreliable\n", x[1], y[1], n }'
   echo "lethe: ${lethe_blis:-?}"
   echo "torch: ${torch_cfg:-not run}"
-  echo "       ${torch_blas:-}"
+  [ -n "$torch_blas" ] && echo "       $torch_blas"
   echo
-  printf '%-36s %10s %9s %9s %16s %9s\n' configuration samples/s "vs torch" roofline "GEMM GFLOP/s" "test acc"
-  row "lethe 1 rank x 1 thread" "$l11" "$g128_1" "(B=128)" "$(acc lethe_1x1)"
-  row "lethe 1 rank x 2 threads" "$l12" "$g128_2" "(B=128)" "$(acc lethe_1x2)"
-  row "lethe 2 ranks x 1 thread" "$l21" "$g64_2x" "(2xB=64)" "$(acc lethe_2x1)"
-  if [ -n "$python" ]; then
-    row "torch 2 threads, BLIS's own kernels" "$t_def" "$g128_2" "(B=128)" "$(acc torch_default)"
-    [ -n "$arch_id" ] && row "torch 2 threads, lethe's kernels" "$t_arch" "$g128_2" "(B=128)" "$(acc torch_lethe_kernels)"
-  else
-    echo "torch: no Python with torch and h5py found (set LETHE_BENCH_PYTHON); PyTorch rows skipped"
-  fi
+  printf "$fmt" "" "samples/s" "samples/s" "" "" "" ""
+  printf "$fmt" configuration "(epoch)" "(median)" "vs torch" roofline "GEMM GFLOP/s" "test acc"
+  for c in "${lethe_cfgs[@]}" "${torch_cfgs[@]}"; do
+    r=$(robust "$c")
+    printf "$fmt" "${LABEL[$c]}" "$(num "${EP[$c]:-}")" "$(num "${MED[$c]:-}")" "$(ratio "$r" "$t_ref")" \
+      "$(pct "$(roof "$r" "${GCORES[$c]}")")" "${GCORES[$c]:--} ${GNOTE[$c]}" "$(acc "$c")"
+  done
+  [ -n "$python" ] || echo "(no Python with torch and h5py found, set LETHE_BENCH_PYTHON: PyTorch rows skipped)"
   echo
-  printf '%-34s %12s %10s\n' "Fisher (diagonal, empirical)" samples/s ratio
-  printf '%-34s %12s %10s\n' "lethe lt_fisher_diag 1 x 2 threads" "$(num "$f_lethe")" "$fisher_ratio"
-  printf '%-34s %12s %10s\n' "torch single-sample loop, 2 thr." "$(num "$f_torch")" "1.00"
+  printf '%-36s %10s %8s\n' "Fisher (diagonal, empirical)" samples/s ratio
+  printf '%-36s %10s %8s\n' "lethe lt_fisher_diag, 1 x 2 threads" "$(num "$f_lethe")" "$fisher_ratio"
+  printf '%-36s %10s %8s\n' "torch single-sample loop, 2 threads" "$(num "$f_torch")" "1.00"
   echo
-  echo "targets (informational; the test fails only on crashes):"
-  echo "  lethe best >= 4x PyTorch samples/s:  $(ratio "$lethe_best" "$t_ref")x of the faster torch run ($(num "$t_ref") samples/s)  $(mark "$ratio_best" 4)"
-  echo "                                       $(ratio "$lethe_best" "$t_def")x of torch with BLIS's own kernels  $(mark "$(ratio "$lethe_best" "$t_def")" 4)"
-  echo "  roofline >= 60% (best config):       $(awk -v r="$roof_best" 'BEGIN { if (r != "") printf "%.0f%%", 100 * r; else printf "-" }')  $(mark "$roof_best" 0.6)"
-  echo "  Fisher >= 100x torch loop:           ${fisher_ratio}x  $(mark "$fisher_ratio" 100)"
+  echo "targets (informational; the test fails only on crashes), on the median-step figures:"
+  echo "  lethe best >= 4x PyTorch:    $(ratio "$l_best" "$t_ref")x the faster torch row  $(mark "$(ratio "$l_best" "$t_ref")" 4)"
+  echo "                               $(ratio "$l_best" "$t_def")x torch with BLIS's own kernels  $(mark "$(ratio "$l_best" "$t_def")" 4)"
+  echo "  roofline >= 60% (best):      $(pct "$roof_best")  $(mark "$roof_best" 0.6)"
+  echo "  Fisher >= 100x torch loop:   ${fisher_ratio}x  $(mark "$fisher_ratio" 100)"
   echo
-  echo "notes: roofline = 6 N samples/s / GEMM rate of the step's 8 GEMMs (bench_gemm) on the same cores;"
-  echo "  the step really does $step_flops x 6N flops in GEMMs (no dA for fc1), so 100% is reachable only"
-  echo "  with every non-GEMM cost at zero and the ceiling is $(awk -v s="$step_flops" 'BEGIN { printf "%.0f%%", 100 / s }')."
-  echo "  torch rows use BLIS_NUM_THREADS=2 (Debian's torch runs its GEMMs in libblas.so.3 = BLIS,"
-  echo "  which ignores torch.set_num_threads); the 'lethe's kernels' row sets BLIS_ARCH_TYPE=${arch_id:-?}${torch_arch:+ ($torch_arch)}."
-  echo "  logs and --profile timers: $logs"
+  echo "notes: roofline = 6 N samples/s / rate of the step's 8 GEMMs alone (bench_gemm) on the same cores;"
+  echo "  the step does $step_flops x 6N flops in GEMMs (no dA for fc1), so with every non-GEMM cost at"
+  echo "  zero the roofline would read $(awk -v s="$step_flops" 'BEGIN { printf "%.0f%%", 100 / s }')."
+  echo "  torch rows set BLIS_NUM_THREADS=2: Debian's torch runs its GEMMs in libblas.so.3 (BLIS here),"
+  echo "  which ignores torch.set_num_threads. 'lethe's kernels': BLIS_ARCH_TYPE=${arch_id:-?}${torch_arch:+ ($torch_arch)}."
+  echo "  logs, per-shape GEMM rates and --profile timers: $logs"
 } | tee "$results"
 
-for n in 1x1 1x2 2x1; do
-  if [ -f "$logs/lethe_$n.1.log" ]; then
+for c in "${lethe_cfgs[@]}"; do
+  if [ -f "$logs/lethe_$c.1.log" ]; then
     echo
-    echo "lethe $n --profile (run 1):"
-    sed -n '/^timer /,$p' "$logs/lethe_$n.1.log"
+    echo "lethe $c --profile (round 1):"
+    sed -n '/^timer /,$p' "$logs/lethe_$c.1.log"
   fi
 done | tee -a "$results"
 
