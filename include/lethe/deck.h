@@ -42,6 +42,12 @@ typedef struct {
   int collective;       /* lt_coll */
   int eval_every;
   long max_steps;       /* 0: no limit */
+  /* [checkpoint] */
+  long ckpt_every_steps;     /* 0: off */
+  int ckpt_every_epochs;     /* 0: off */
+  double ckpt_every_seconds; /* 0: off (rank 0's clock) */
+  int ckpt_at_task_end;
+  int ckpt_keep;             /* 0: keep all */
   /* [run] */
   long seed;
   char out[LT_DECK_STR];

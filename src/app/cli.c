@@ -1,4 +1,5 @@
 /* lethe command line: MPI start-up, BLIS set-up, dispatch, error exit without hangs. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,19 +13,29 @@ static void usage(FILE *out) {
           "lethe %s: memory of neural networks (continual learning, unlearning, growth)\n"
           "\n"
           "usage:\n"
-          "  lethe train DECK.ini [--set section.key=value ...] [--profile]\n"
+          "  lethe train DECK.ini [--set section.key=value ...] [--resume RUN_DIR|FILE] [--profile]\n"
           "  lethe data import-idx IMAGES LABELS [TEST_IMAGES TEST_LABELS] OUT.h5 [--name NAME]\n"
           "  lethe data info FILE.h5\n"
           "  lethe --version | --help | train --help\n"
           "\n"
           "Run under MPI: mpirun -n 2 lethe train input/quickstart.ini\n"
-          "Exit codes: 0 success, 1 run failed, 2 bad command line or input deck.\n",
+          "Exit codes: 0 success, 1 run failed, 2 bad command line or input deck,\n"
+          "75 stopped by SIGUSR1/SIGTERM after writing a snapshot (resume with --resume).\n",
           LETHE_VERSION);
 }
 
 static int is_help(const char *s) { return strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0; }
 
 int lt_main(int argc, char **argv) {
+  /* SIGTERM and SIGUSR1 ask lethe train to snapshot and exit 75. Blocked here,
+   * before MPI_Init, so that every thread Open MPI starts inherits the mask and
+   * the signals stay pending until the training loop polls them (sigpending)
+   * at a step boundary. Other commands unblock them again below. */
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &stop, NULL);
   MPI_Init(&argc, &argv);
   lt_ctx *ctx = NULL;
   if (lt_ctx_create(MPI_COMM_WORLD, 0, &ctx) != LT_OK) {
@@ -34,6 +45,9 @@ int lt_main(int argc, char **argv) {
   int code = LT_EXIT_OK;
   lt_status st = LT_OK;
   const char *cmd = argc > 1 ? argv[1] : NULL;
+  int training = cmd && strcmp(cmd, "train") == 0 &&
+                 !(argc > 2 && (is_help(argv[2]) || strcmp(argv[2], "--help-markdown") == 0));
+  if (!training) pthread_sigmask(SIG_UNBLOCK, &stop, NULL); /* default actions again */
 
   if (!cmd || is_help(cmd)) {
     if (ctx->rank == 0) usage(stdout);
@@ -48,7 +62,7 @@ int lt_main(int argc, char **argv) {
     } else {
       lt_blas_info blas;
       lt_blas_setup(&blas);
-      st = lt_cmd_train(ctx, &blas, argc - 1, argv + 1);
+      st = lt_cmd_train(ctx, &blas, argc - 1, argv + 1, &code);
     }
   } else if (strcmp(cmd, "data") == 0) {
     if (argc > 2 && is_help(argv[2])) {

@@ -1,12 +1,16 @@
-/* lethe train: deck -> data -> model -> data-parallel training -> metrics. */
+/* lethe train: deck -> data -> model -> data-parallel training -> metrics,
+ * snapshots (RUN_DIR/ckpt), restart (--resume) and preemption signals. */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "commands.h"
+#include "lethe/checkpoint.h"
 #include "lethe/data.h"
 #include "lethe/deck.h"
 #include "lethe/metrics.h"
@@ -15,13 +19,19 @@
 
 void lt_usage_train(FILE *out) {
   fprintf(out,
-          "usage: lethe train DECK.ini [--set section.key=value ...] [--profile]\n"
+          "usage: lethe train DECK.ini [--set section.key=value ...] [--resume RUN_DIR|FILE]\n"
+          "                   [--profile]\n"
           "\n"
           "Trains the deck's model on its dataset with data parallelism over the MPI ranks,\n"
-          "evaluates on the test split, and writes RUN_DIR/deck.ini (the resolved deck) and\n"
-          "RUN_DIR/metrics.h5. Options:\n"
+          "evaluates on the test split, and writes RUN_DIR/deck.ini (the resolved deck),\n"
+          "RUN_DIR/metrics.h5 and snapshots RUN_DIR/ckpt/step-NNNNNNNN.h5 ([checkpoint]).\n"
+          "Options:\n"
           "  --set section.key=value   override a deck key (repeatable), e.g. --set optim.lr=0.1\n"
+          "  --resume RUN_DIR|FILE     continue from a snapshot (a run directory: its ckpt/LATEST)\n"
           "  --profile                 print timers (min/mean/max over ranks) at the end\n"
+          "\n"
+          "SIGUSR1 (send it to mpirun, which forwards it) or SIGTERM to a rank: every rank\n"
+          "stops at the next step boundary, writes a snapshot and exits with code 75.\n"
           "\n"
           "Deck keys:\n");
   lt_deck_print_doc(out, 0);
@@ -166,18 +176,26 @@ static void progress_clear(const lt_ctx *ctx, progress *p) {
 typedef struct {
   lt_deck deck;
   char deck_text[8192];
+  const char *resume;   /* --resume argument, or NULL */
   lt_data_opts dopts;
   lt_dataset *train, *test;
   lt_model *model;
   lt_trainer *trainer;
   lt_batcher *batcher;
   lt_metrics *metrics;
+  lt_ckpt *ck;
+  lt_ckpt_cursor cur;   /* where the run stands (restored by --resume) */
+  char ckpt_dir[LT_DECK_STR + 8];
+  long last_snapshot;   /* global step of the newest snapshot of this run (-1: none) */
+  double last_snapshot_time; /* rank 0's clock, for [checkpoint] every_seconds */
+  int stop_signal;      /* the signal that stopped the run after a snapshot (0: none) */
   long total_steps;
 } train_run;
 
 static void run_destroy(train_run *r) {
   lt_status st = lt_metrics_close(&r->metrics); /* collective; every rank arrives here */
   (void)st; /* a failure was reported by the flush that preceded it */
+  lt_ckpt_destroy(&r->ck);
   lt_batcher_destroy(&r->batcher);
   lt_trainer_destroy(&r->trainer);
   lt_model_destroy(&r->model);
@@ -186,16 +204,22 @@ static void run_destroy(train_run *r) {
 }
 
 static lt_status parse_args(lt_ctx *ctx, int argc, char **argv, const char **deck_path,
-                            char **sets, int *nsets, int *profile) {
+                            char **sets, int *nsets, const char **resume, int *profile) {
   *deck_path = NULL;
   *nsets = 0;
   *profile = 0;
+  *resume = NULL;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--set") == 0) {
       if (i + 1 >= argc) LT_ERROR(ctx, LT_ERR_ARG, "--set needs section.key=value");
       sets[(*nsets)++] = argv[++i];
     } else if (strncmp(argv[i], "--set=", 6) == 0) {
       sets[(*nsets)++] = argv[i] + 6;
+    } else if (strcmp(argv[i], "--resume") == 0 || strncmp(argv[i], "--resume=", 9) == 0) {
+      const char *v = argv[i][8] == '=' ? argv[i] + 9 : (i + 1 < argc ? argv[++i] : NULL);
+      if (!v || !*v) LT_ERROR(ctx, LT_ERR_ARG, "--resume needs a run directory or a snapshot file");
+      if (*resume) LT_ERROR(ctx, LT_ERR_ARG, "--resume given twice ('%s' and '%s')", *resume, v);
+      *resume = v;
     } else if (strcmp(argv[i], "--profile") == 0) {
       *profile = 1;
     } else if (argv[i][0] == '-') {
@@ -216,7 +240,7 @@ static lt_status setup_deck(lt_ctx *ctx, train_run *r, int argc, char **argv, in
   char **sets = calloc((size_t)argc + 1, sizeof(char *));
   if (!sets) LT_ERROR(ctx, LT_ERR_MEM, "out of memory");
   int nsets = 0;
-  lt_status st = parse_args(ctx, argc, argv, &deck_path, sets, &nsets, profile);
+  lt_status st = parse_args(ctx, argc, argv, &deck_path, sets, &nsets, &r->resume, profile);
   if (st == LT_OK) st = lt_deck_load(ctx, deck_path, nsets, sets, &r->deck);
   free(sets);
   LT_CHECK(ctx, st);
@@ -302,7 +326,48 @@ static lt_status setup_outdir(lt_ctx *ctx, train_run *r) {
   return LT_OK;
 }
 
-/* Collective: metrics.h5 in the run directory, buffering one epoch of steps. */
+static const char *signal_name(int sig) {
+  return sig == SIGTERM ? "SIGTERM" : (sig == SIGUSR1 ? "SIGUSR1" : "a signal");
+}
+
+/* Collective: the snapshot registry (theta, optimizer state, RNG streams) and,
+ * with --resume, the restored state and cursor. */
+static lt_status setup_ckpt(lt_ctx *ctx, train_run *r, const lt_blas_info *blas) {
+  lt_ckpt_info info = {.deck_text = r->deck_text, .blis_kernels = blas->arch,
+                       .blis_threads = blas->threads};
+  snprintf(r->ckpt_dir, sizeof(r->ckpt_dir), "%s/ckpt", r->deck.out);
+  r->cur = (lt_ckpt_cursor){.test_acc = NAN, .test_loss = NAN};
+  r->last_snapshot = -1;
+  LT_CHECK(ctx, lt_ckpt_create(ctx, &r->trainer->sh, &info, &r->ck));
+  lt_ckpt_layer layers[LT_MAX_LAYERS];
+  int nl = lt_ckpt_model_layout(r->model, layers, LT_MAX_LAYERS);
+  LT_CHECK(ctx, lt_ckpt_set_layout(r->ck, layers, nl));
+  LT_CHECK(ctx, lt_ckpt_add_params(r->ck, r->model->theta));
+  LT_CHECK(ctx, lt_ckpt_add_optim(r->ck, r->trainer->opt));
+  LT_CHECK(ctx, lt_ckpt_add_rng(r->ck, "ctx", &ctx->rng));
+  LT_CHECK(ctx, lt_ckpt_add_rng(r->ck, "shuffle", &r->batcher->rng));
+  if (!r->resume) return LT_OK;
+
+  lt_ckpt_report rep;
+  LT_CHECK(ctx, lt_ckpt_read(r->ck, r->resume, &r->cur, &rep));
+  lt_optim_set_steps(r->trainer->opt, r->cur.optim_steps);
+  r->last_snapshot = r->cur.global_step;
+  lt_log(ctx, LT_LOG_INFO,
+         "resume %s: epoch %ld step %ld (global step %ld), %.3g MB read in %.4f s (%.0f MB/s), "
+         "hash %.3f s  theta %016llx state %016llx\n",
+         rep.path, r->cur.epoch + 1, r->cur.step, r->cur.global_step, rep.bytes / 1e6,
+         rep.io_seconds, rep.bytes / 1e6 / (rep.io_seconds > 0 ? rep.io_seconds : 1e-9),
+         rep.hash_seconds, (unsigned long long)rep.theta_hash, (unsigned long long)rep.state_hash);
+  if (rep.file_ranks != ctx->size)
+    lt_log(ctx, LT_LOG_INFO,
+           "resume resharded from %d to %d rank(s): parameters and optimizer state are the "
+           "snapshot's; the data order differs from the original run's from here on\n",
+           rep.file_ranks, ctx->size);
+  return LT_OK;
+}
+
+/* Collective: metrics.h5 in the run directory, buffering one epoch of steps. On
+ * resume the file is cut back to the snapshot's steps and epochs. */
 static lt_status setup_metrics(lt_ctx *ctx, train_run *r, const lt_blas_info *blas) {
   char path[LT_DECK_STR + 16];
   snprintf(path, sizeof(path), "%s/metrics.h5", r->deck.out);
@@ -310,7 +375,20 @@ static lt_status setup_metrics(lt_ctx *ctx, train_run *r, const lt_blas_info *bl
                         .blis_kernels = blas->arch,
                         .blis_threads = blas->threads,
                         .seed = ctx->seed};
-  LT_CHECK(ctx, lt_metrics_open(ctx, path, &mi, -1, -1, r->batcher->steps_per_epoch, &r->metrics));
+  long keep_steps = -1, keep_epochs = -1;
+  if (r->resume) {
+    int exists = ctx->rank == 0 && access(path, F_OK) == 0;
+    LT_CHECK_MPI(ctx, MPI_Bcast(&exists, 1, MPI_INT, 0, ctx->comm));
+    if (exists) {
+      keep_steps = r->cur.global_step;
+      keep_epochs = r->cur.epoch;
+    } else {
+      lt_log(ctx, LT_LOG_INFO, "note   %s does not exist: a new one starts at global step %ld\n",
+             path, r->cur.global_step);
+    }
+  }
+  LT_CHECK(ctx, lt_metrics_open(ctx, path, &mi, keep_steps, keep_epochs,
+                                r->batcher->steps_per_epoch, &r->metrics));
   return LT_OK;
 }
 
@@ -337,18 +415,71 @@ static void log_setup(const lt_ctx *ctx, const train_run *r, const lt_blas_info 
   lt_log(ctx, LT_LOG_INFO, "output %s\n", r->deck.out);
 }
 
+/* A pending SIGTERM or SIGUSR1 (blocked in every thread by lt_main before
+ * MPI_Init), consumed; 0 when none is pending. */
+static int take_stop_signal(void) {
+  sigset_t pend, stop;
+  if (sigpending(&pend) != 0) return 0;
+  if (!sigismember(&pend, SIGTERM) && !sigismember(&pend, SIGUSR1)) return 0;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGUSR1);
+  struct timespec zero = {0, 0};
+  int sig = sigtimedwait(&stop, NULL, &zero);
+  return sig > 0 ? sig : 0;
+}
+
+/* Collective, at every step boundary (one small allreduce): the largest stop
+ * signal any rank received, and whether rank 0's every_seconds clock is due. */
+static lt_status boundary(lt_ctx *ctx, train_run *r, int *sig, int *timed) {
+  int v[2] = {take_stop_signal(), 0};
+  double every = r->deck.ckpt_every_seconds;
+  if (ctx->rank == 0 && every > 0 && lt_wtime() - r->last_snapshot_time >= every) v[1] = 1;
+  LT_CHECK_MPI(ctx, MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_INT, MPI_MAX, ctx->comm));
+  *sig = v[0];
+  *timed = v[1];
+  return LT_OK;
+}
+
+/* Collective: write RUN_DIR/ckpt/step-<global step>.h5 for the cursor (at most
+ * one per global step). metrics.h5 must hold every row up to the cursor. */
+static lt_status snapshot(lt_ctx *ctx, train_run *r, const char *why) {
+  if (r->cur.global_step == r->last_snapshot) return LT_OK;
+  lt_timer_start(ctx, "checkpoint");
+  r->cur.optim_steps = lt_optim_steps(r->trainer->opt);
+  lt_ckpt_report rep;
+  LT_CHECK(ctx, lt_ckpt_write(r->ck, r->ckpt_dir, r->deck.ckpt_keep, &r->cur, &rep));
+  lt_timer_stop(ctx, "checkpoint");
+  r->last_snapshot = r->cur.global_step;
+  r->last_snapshot_time = lt_wtime();
+  lt_log(ctx, LT_LOG_INFO,
+         "ckpt   %s (%s): %.3g MB written in %.4f s (%.0f MB/s), hash %.3f s  theta %016llx "
+         "state %016llx\n",
+         rep.path, why, rep.bytes / 1e6, rep.io_seconds,
+         rep.bytes / 1e6 / (rep.io_seconds > 0 ? rep.io_seconds : 1e-9), rep.hash_seconds,
+         (unsigned long long)rep.theta_hash, (unsigned long long)rep.state_hash);
+  return LT_OK;
+}
+
+/* The run from r->cur on. A snapshot due at a step boundary (every_steps,
+ * every_seconds, a stop signal) is written there, except at the last step of an
+ * epoch, where it waits until the epoch's evaluation and metrics row are done
+ * (so every snapshot either lies inside an epoch or between two). */
 static lt_status train_loop(lt_ctx *ctx, train_run *r, const lt_blas_info *blas) {
   const lt_deck *d = &r->deck;
   lt_batcher *b = r->batcher;
+  lt_ckpt_cursor *c = &r->cur;
   progress prog = {.mode = d->progress == 0 ? auto_progress(ctx) : d->progress};
-  long total = r->total_steps, step_all = 0, train_rows = 0;
-  double train_time = 0.0, acc = NAN, loss = NAN, rate = 0.0;
+  long total = r->total_steps;
+  double rate = c->train_time > 0 ? (double)c->samples / c->train_time : 0.0;
   double run_start = lt_wtime();
-  for (int e = 0; e < d->epochs && step_all < total; e++) {
-    lt_batcher_epoch(b, e);
-    double ep_start = lt_wtime(), ep_loss = 0.0;
-    long ep_correct = 0, ep_rows = 0;
-    for (long s = 0; s < b->steps_per_epoch && step_all < total; s++) {
+  r->last_snapshot_time = run_start;
+  while (c->epoch < d->epochs && c->global_step < total && !r->stop_signal) {
+    long e = c->epoch;
+    lt_batcher_seek(b, e, c->step);
+    double ep_start = lt_wtime() - c->epoch_time;
+    int sig = 0, timed = 0, due_steps = 0;
+    while (c->step < b->steps_per_epoch && c->global_step < total) {
       double t0 = lt_wtime();
       int rows = lt_batcher_next(b);
       double lr = lt_optim_current_lr(r->trainer->opt);
@@ -357,62 +488,111 @@ static lt_status train_loop(lt_ctx *ctx, train_run *r, const lt_blas_info *blas)
       double dt = lt_wtime() - t0;
       if (!isfinite(stt.loss))
         LT_ERROR(ctx, LT_ERR_NUM,
-                 "training diverged: loss is %g at epoch %d step %ld (try a smaller [optim] lr "
+                 "training diverged: loss is %g at epoch %ld step %ld (try a smaller [optim] lr "
                  "than %g)",
-                 stt.loss, e + 1, s + 1, d->lr);
+                 stt.loss, e + 1, c->step + 1, d->lr);
       LT_CHECK(ctx, lt_metrics_step(r->metrics, stt.loss, lr, dt));
-      step_all++;
-      train_time += dt;
-      train_rows += stt.rows;
-      ep_loss += stt.loss * (double)stt.rows;
-      ep_correct += stt.correct;
-      ep_rows += stt.rows;
-      rate = (double)train_rows / train_time;
-      double eta = (double)(total - step_all) * (train_time / (double)step_all);
-      progress_show(ctx, &prog, 0, e + 1, d->epochs, s + 1, b->steps_per_epoch,
-                    ep_loss / (double)ep_rows, rate, eta);
+      c->step++;
+      c->global_step++;
+      c->samples += stt.rows;
+      c->train_time += dt;
+      c->epoch_loss_sum += stt.loss * (double)stt.rows;
+      c->epoch_correct += stt.correct;
+      c->epoch_rows += stt.rows;
+      rate = (double)c->samples / c->train_time;
+      double eta = (double)(total - c->global_step) * (c->train_time / (double)c->global_step);
+      progress_show(ctx, &prog, 0, (int)e + 1, d->epochs, c->step, b->steps_per_epoch,
+                    c->epoch_loss_sum / (double)c->epoch_rows, rate, eta);
+
+      int s = 0, t = 0;
+      LT_CHECK(ctx, boundary(ctx, r, &s, &t));
+      sig = sig ? sig : s;
+      timed |= t;
+      due_steps = d->ckpt_every_steps > 0 && c->global_step % d->ckpt_every_steps == 0;
+      if (c->step >= b->steps_per_epoch || c->global_step >= total) break; /* epoch ends */
+      if (sig || timed || due_steps) {
+        progress_clear(ctx, &prog);
+        c->epoch_time = lt_wtime() - ep_start;
+        LT_CHECK(ctx, lt_metrics_flush(r->metrics)); /* rows up to this step */
+        LT_CHECK(ctx, snapshot(ctx, r, sig ? signal_name(sig) : (timed ? "every_seconds"
+                                                                       : "every_steps")));
+        timed = 0;
+        if (sig) {
+          r->stop_signal = sig;
+          break;
+        }
+      }
     }
+    if (r->stop_signal) break;
     progress_clear(ctx, &prog);
     double ep_time = lt_wtime() - ep_start;
-    int last = (e + 1 == d->epochs) || step_all >= total;
+    int finished = (e + 1 >= d->epochs) || c->global_step >= total;
     double eacc = NAN, eloss = NAN;
-    if (last || (d->eval_every > 0 && (e + 1) % d->eval_every == 0)) {
+    if (finished || (d->eval_every > 0 && (e + 1) % d->eval_every == 0)) {
       lt_timer_start(ctx, "evaluate");
       LT_CHECK(ctx, lt_evaluate(ctx, r->model, r->test, NULL, &eacc, &eloss));
       lt_timer_stop(ctx, "evaluate");
-      acc = eacc;
-      loss = eloss;
+      c->test_acc = eacc;
+      c->test_loss = eloss;
     }
-    double rows = (double)(ep_rows ? ep_rows : 1);
-    double row[LT_EP_NCOLS] = {[LT_EP_TRAIN_LOSS] = ep_loss / rows,
-                               [LT_EP_TRAIN_ACC] = (double)ep_correct / rows,
+    double rows = (double)(c->epoch_rows ? c->epoch_rows : 1);
+    double row[LT_EP_NCOLS] = {[LT_EP_TRAIN_LOSS] = c->epoch_loss_sum / rows,
+                               [LT_EP_TRAIN_ACC] = (double)c->epoch_correct / rows,
                                [LT_EP_TEST_LOSS] = eloss,
                                [LT_EP_TEST_ACC] = eacc,
-                               [LT_EP_SAMPLES_PER_S] = (double)ep_rows / ep_time,
+                               [LT_EP_SAMPLES_PER_S] = (double)c->epoch_rows / ep_time,
                                [LT_EP_TIME] = ep_time};
     lt_log(ctx, LT_LOG_INFO,
-           "epoch %3d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  %.0f samples/s  %.1f s\n",
+           "epoch %3ld  train loss %.4f acc %.4f  test loss %.4f acc %.4f  %.0f samples/s  %.1f s\n",
            e + 1, row[LT_EP_TRAIN_LOSS], row[LT_EP_TRAIN_ACC], eloss, eacc,
            row[LT_EP_SAMPLES_PER_S], ep_time);
     LT_CHECK(ctx, lt_metrics_epoch(r->metrics, row));
-    LT_CHECK(ctx, lt_metrics_summary(r->metrics, "test_acc", acc));
-    LT_CHECK(ctx, lt_metrics_summary(r->metrics, "test_loss", loss));
+    LT_CHECK(ctx, lt_metrics_summary(r->metrics, "test_acc", c->test_acc));
+    LT_CHECK(ctx, lt_metrics_summary(r->metrics, "test_loss", c->test_loss));
     LT_CHECK(ctx, lt_metrics_summary(r->metrics, "samples_per_s", rate));
     lt_timer_start(ctx, "metrics");
     LT_CHECK(ctx, lt_metrics_flush(r->metrics));
     lt_timer_stop(ctx, "metrics");
+
+    c->epoch = e + 1;
+    c->step = 0;
+    c->epoch_loss_sum = 0.0;
+    c->epoch_correct = c->epoch_rows = 0;
+    c->epoch_time = 0.0;
+    int due_epoch = d->ckpt_every_epochs > 0 && (e + 1) % d->ckpt_every_epochs == 0;
+    const char *why = sig ? signal_name(sig)
+                          : (finished && d->ckpt_at_task_end ? "end of task"
+                                                             : (due_epoch ? "every_epochs"
+                                                                          : (timed ? "every_seconds"
+                                                                                   : "every_steps")));
+    if (sig || timed || due_steps || due_epoch || (finished && d->ckpt_at_task_end))
+      LT_CHECK(ctx, snapshot(ctx, r, why));
+    if (sig && !finished) r->stop_signal = sig; /* a finished run exits 0 */
   }
   double wall = lt_wtime() - run_start;
   char w[32];
   fmt_duration(w, sizeof(w), wall);
+  uint64_t th, sh;
+  LT_CHECK(ctx, lt_ckpt_hash(r->ck, &th, &sh));
+  if (r->stop_signal) {
+    lt_log(ctx, LT_LOG_INFO,
+           "stop   %s at epoch %ld step %ld (global step %ld): snapshot written, exit %d; "
+           "continue with --resume %s  theta %016llx state %016llx\n",
+           signal_name(r->stop_signal), c->epoch + 1, c->step, c->global_step,
+           LT_EXIT_CHECKPOINTED, d->out, (unsigned long long)th, (unsigned long long)sh);
+    return LT_OK;
+  }
   lt_log(ctx, LT_LOG_INFO,
          "done   test accuracy %.4f  test loss %.4f  training throughput %.0f samples/s "
-         "(%d rank(s) x %d thread(s))  wall %s\n",
-         acc, loss, rate, ctx->size, blas->threads, w);
+         "(%d rank(s) x %d thread(s))  wall %s  theta %016llx state %016llx\n",
+         c->test_acc, c->test_loss, rate, ctx->size, blas->threads, w, (unsigned long long)th,
+         (unsigned long long)sh);
   return LT_OK;
 }
 
-lt_status lt_cmd_train(lt_ctx *ctx, const lt_blas_info *blas, int argc, char **argv) {
+lt_status lt_cmd_train(lt_ctx *ctx, const lt_blas_info *blas, int argc, char **argv,
+                       int *code) {
+  *code = LT_EXIT_OK;
   train_run *r = calloc(1, sizeof(*r));
   if (!r) LT_ERROR(ctx, LT_ERR_MEM, "out of memory");
   int profile = 0;
@@ -420,12 +600,12 @@ lt_status lt_cmd_train(lt_ctx *ctx, const lt_blas_info *blas, int argc, char **a
   st = lt_agree(ctx, st);
   if (st == LT_OK) st = lt_agree(ctx, setup_data(ctx, r));
   if (st == LT_OK) st = lt_agree(ctx, setup_model(ctx, r));
+  if (st == LT_OK) log_setup(ctx, r, blas);
+  if (st == LT_OK) st = lt_agree(ctx, setup_ckpt(ctx, r, blas)); /* reads agree inside */
   if (st == LT_OK) st = lt_agree(ctx, setup_outdir(ctx, r));
-  if (st == LT_OK) st = setup_metrics(ctx, r, blas); /* agrees inside */
-  if (st == LT_OK) {
-    log_setup(ctx, r, blas);
-    st = train_loop(ctx, r, blas);
-  }
+  if (st == LT_OK) st = lt_agree(ctx, setup_metrics(ctx, r, blas));
+  if (st == LT_OK) st = train_loop(ctx, r, blas);
+  if (st == LT_OK && r->stop_signal) *code = LT_EXIT_CHECKPOINTED;
   if (st == LT_OK && profile) st = lt_timer_report(ctx, ctx->log);
   run_destroy(r);
   free(r);

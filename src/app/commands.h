@@ -9,11 +9,15 @@
 enum {
   LT_EXIT_OK = 0,
   LT_EXIT_FAILURE = 1, /* a run failed (I/O, data, numerical, MPI) */
-  LT_EXIT_USAGE = 2    /* bad command line or input deck: nothing was run */
+  LT_EXIT_USAGE = 2,   /* bad command line or input deck: nothing was run */
+  LT_EXIT_CHECKPOINTED = 75 /* EX_TEMPFAIL: stopped by a signal after a snapshot; resubmit */
 };
 
-/* Each returns an lt_status; argv[0] is the command name. Collective. */
-LT_WUR lt_status lt_cmd_train(lt_ctx *ctx, const lt_blas_info *blas, int argc, char **argv);
+/* Each returns an lt_status; argv[0] is the command name. Collective.
+ * lt_cmd_train sets *code to LT_EXIT_CHECKPOINTED when a stop signal ended the
+ * run after a snapshot, else to LT_EXIT_OK. */
+LT_WUR lt_status lt_cmd_train(lt_ctx *ctx, const lt_blas_info *blas, int argc, char **argv,
+                              int *code);
 LT_WUR lt_status lt_cmd_data(lt_ctx *ctx, int argc, char **argv);
 
 void lt_usage_train(FILE *out);

@@ -82,6 +82,17 @@ static const key_spec keys[] = {
     {"train", "max_steps", K_LONG, "0", 0, 1e15, 0, NULL, F(max_steps),
      "stop after this many steps in all (0: no limit)"},
 
+    {"checkpoint", "every_steps", K_LONG, "0", 0, 1e15, 0, NULL, F(ckpt_every_steps),
+     "write a snapshot every N global steps (0: off)"},
+    {"checkpoint", "every_epochs", K_INT, "1", 0, 1e6, 0, NULL, F(ckpt_every_epochs),
+     "write a snapshot after every N epochs (0: off)"},
+    {"checkpoint", "every_seconds", K_REAL, "0", 0, 1e6, 0, NULL, F(ckpt_every_seconds),
+     "write a snapshot when N seconds passed since the last one, on rank 0's clock (0: off)"},
+    {"checkpoint", "at_task_end", K_BOOL, "true", 0, 0, 0, NULL, F(ckpt_at_task_end),
+     "write a snapshot at the end of every task (the run has one task until continual learning)"},
+    {"checkpoint", "keep", K_INT, "2", 0, 1e6, 0, NULL, F(ckpt_keep),
+     "snapshots kept in RUN_DIR/ckpt, newest first (0: keep all)"},
+
     {"run", "seed", K_LONG, "0", 0, 9.0e15, 0, NULL, F(seed),
      "base seed of every random stream (init, shuffles, sampling)"},
     {"run", "out", K_STR, "runs/default", 0, 0, 0, NULL, F(out),
@@ -136,7 +147,7 @@ static int section_exists(const char *section) {
   return 0;
 }
 
-static const char *const sections[] = {"data", "model", "optim", "train", "run"};
+static const char *const sections[] = {"data", "model", "optim", "train", "checkpoint", "run"};
 
 /* Where a value came from, for messages. */
 typedef struct {
@@ -300,7 +311,7 @@ static lt_status apply(parse_state *ps, const char *section, const char *key, co
       }
       return lt_error_set(ps->ctx, LT_ERR_DECK, __FILE__, __LINE__, __func__,
                           "%s:%d: unknown section [%s]%s%s%s; sections are [data], [model], "
-                          "[optim], [train], [run]",
+                          "[optim], [train], [checkpoint], [run]",
                           ps->file, ps->line, section, bestd <= 3 ? " (did you mean [" : "",
                           bestd <= 3 ? best : "", bestd <= 3 ? "]?)" : "");
     }
