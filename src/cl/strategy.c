@@ -372,7 +372,7 @@ int64_t *lt_strategy_cursor(lt_strategy *s) { return s->cursor; }
 lt_status lt_strategy_ckpt_add(lt_strategy *s, struct lt_ckpt *ck, int ntasks) {
   lt_ctx *ctx = s->ctx;
   if (ntasks < 1) LT_ERROR(ctx, LT_ERR_ARG, "cl: checkpoints for %d tasks (must be >= 1)", ntasks);
-  if (s->pen) LT_CHECK(ctx, lt_agree(ctx, lt_penalty_reserve(s->pen, ntasks - 1)));
+  if (s->pen) LT_CHECK(ctx, lt_agree(ctx, lt_penalty_reserve(s->pen, ntasks)));
   lt_cl_array a[MAX_ARRAYS];
   int k = state_arrays(s, a, MAX_ARRAYS);
   if (k > MAX_ARRAYS)

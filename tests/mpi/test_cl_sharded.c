@@ -33,6 +33,10 @@
  * total - CE of the second step must be 2 alpha * 1/2 ||f(x*) - z*||^2 (DER,
  * z* the logits BEFORE the first update), CE(x*) (ER), or both parts (DER++).
  *
+ * Restart (test_ckpt_restart, ewc and si+refresh code): the state registered
+ * with a checkpoint registry, written in the middle of task 2 and read into a
+ * fresh run, continues bit for bit (theta and every state array equal).
+ *
  * Memory: every per-parameter state array at P ranks has 1/P of the
  * single-rank run's floats (from lt_strategy_bytes).
  *
@@ -42,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lethe/checkpoint.h"
 #include "lethe/cl.h"
 #include "testutil.h"
 
@@ -159,16 +164,21 @@ static void my_rows(int rank, int P, int *first, int *cnt) {
   *cnt = lt_local_batch(GB, rank, P);
 }
 
-static void run_tasks(run *r, const gdata *g) {
+/* steps [k0, k1) of task t */
+static void run_steps(run *r, const gdata *g, int t, int k0, int k1) {
   int first, cnt;
   my_rows(r->ctx->rank, r->ctx->size, &first, &cnt);
+  for (int k = k0; k < k1; k++) {
+    int row = (k * GB) % NT + first;
+    agree_status(r->ctx, lt_strategy_step(r->s, g->x[t] + (size_t)row * D, g->y[t] + row, cnt,
+                                          GB, NULL, NULL));
+  }
+}
+
+static void run_tasks(run *r, const gdata *g) {
   for (int t = 0; t < TASKS; t++) {
     agree_status(r->ctx, lt_strategy_begin_task(r->s, t, &r->ds[t]));
-    for (int k = 0; k < STEPS; k++) {
-      int row = (k * GB) % NT + first;
-      agree_status(r->ctx, lt_strategy_step(r->s, g->x[t] + (size_t)row * D, g->y[t] + row, cnt,
-                                            GB, NULL, NULL));
-    }
+    run_steps(r, g, t, 0, STEPS);
     agree_status(r->ctx, lt_strategy_end_task(r->s, t, &r->ds[t]));
   }
 }
@@ -360,6 +370,92 @@ static void test_replay_terms(void **state) {
   }
 }
 
+/* A registry of the run's theta, optimizer and strategy state. */
+static lt_ckpt *registry(run *r) {
+  lt_ckpt_info info = {.deck_text = "[test]\n", .blis_kernels = "test", .blis_threads = 1};
+  lt_ckpt *ck = NULL;
+  agree_status(r->ctx, lt_ckpt_create(r->ctx, &r->t->sh, &info, &ck));
+  lt_ckpt_layer L[LT_MAX_LAYERS];
+  int nl = lt_ckpt_model_layout(r->m, L, LT_MAX_LAYERS);
+  agree_status(r->ctx, lt_ckpt_set_layout(ck, L, nl));
+  agree_status(r->ctx, lt_ckpt_add_params(ck, r->m->theta));
+  agree_status(r->ctx, lt_ckpt_add_optim(ck, r->t->opt));
+  agree_status(r->ctx, lt_strategy_ckpt_add(r->s, ck, TASKS));
+  return ck;
+}
+
+static void test_ckpt_restart(void **state) {
+  (void)state;
+  static const variant rv[] = {{"ewc", LT_PEN_EWC, LT_REPLAY_NONE, LT_REFRESH_OFF},
+                               {"si+refresh", LT_PEN_SI, LT_REPLAY_NONE, LT_REFRESH_CODE}};
+  gdata g;
+  make_gdata(&g);
+  for (int vi = 0; vi < 2; vi++) {
+    lt_cl_cfg cc;
+    make_cfg(&cc, &rv[vi]);
+    lt_ctx *world = NULL;
+    assert_int_equal(lt_ctx_create(MPI_COMM_WORLD, SEED, &world), LT_OK);
+    char dir[512];
+    lt_test_tmpdir(dir, sizeof(dir), rv[vi].name);
+    run a, b;
+    run_create(&a, MPI_COMM_WORLD, world->size, &cc, &g);
+    lt_ckpt *cka = registry(&a);
+    agree_status(a.ctx, lt_strategy_begin_task(a.s, 0, &a.ds[0]));
+    run_steps(&a, &g, 0, 0, STEPS);
+    agree_status(a.ctx, lt_strategy_end_task(a.s, 0, &a.ds[0]));
+    agree_status(a.ctx, lt_strategy_begin_task(a.s, 1, &a.ds[1]));
+    run_steps(&a, &g, 1, 0, 2);
+    lt_ckpt_cursor cur = {.task = 1, .step = 2, .global_step = STEPS + 2,
+                          .optim_steps = lt_optim_steps(a.t->opt)};
+    agree_status(a.ctx, lt_ckpt_write(cka, dir, 0, &cur, NULL));
+    run_steps(&a, &g, 1, 2, STEPS);
+    agree_status(a.ctx, lt_strategy_end_task(a.s, 1, &a.ds[1]));
+
+    run_create(&b, MPI_COMM_WORLD, world->size, &cc, &g);
+    lt_ckpt *ckb = registry(&b);
+    lt_ckpt_cursor back;
+    agree_status(b.ctx, lt_ckpt_read(ckb, dir, &back, NULL));
+    lt_optim_set_steps(b.t->opt, back.optim_steps);
+    checker ck = {0};
+    if (lt_strategy_cursor(b.s)[0] != 1 || lt_strategy_cursor(b.s)[1] != 1 ||
+        lt_strategy_cursor(b.s)[2] != STEPS + 2) {
+      ck.bad = 1;
+      snprintf(ck.msg, sizeof(ck.msg), "%s: cursor {%ld, %ld, %ld} after the read", rv[vi].name,
+               (long)lt_strategy_cursor(b.s)[0], (long)lt_strategy_cursor(b.s)[1],
+               (long)lt_strategy_cursor(b.s)[2]);
+    }
+    run_steps(&b, &g, 1, 2, STEPS); /* no begin_task: the interrupted task goes on */
+    agree_status(b.ctx, lt_strategy_end_task(b.s, 1, &b.ds[1]));
+    if (memcmp(a.m->theta, b.m->theta, a.m->n_pad * sizeof(float)) != 0) {
+      ck.bad = 1;
+      snprintf(ck.msg, sizeof(ck.msg), "%s: theta after the restart differs", rv[vi].name);
+    }
+    static const char *names[] = {"ewc/fisher_0", "ewc/anchor_0", "ewc/fisher_1", "ewc/anchor_1",
+                                  "si/omega", "si/Omega", "si/anchor", "si/theta_start",
+                                  "refresh/fisher"};
+    for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+      const float *sa = lt_strategy_state(a.s, names[k]), *sb = lt_strategy_state(b.s, names[k]);
+      if (!sa != !sb || (sa && memcmp(sa, sb, a.t->sh.slice * sizeof(float)) != 0)) {
+        ck.bad = 1;
+        snprintf(ck.msg, sizeof(ck.msg), "%s: state %s after the restart differs", rv[vi].name,
+                 names[k]);
+      }
+    }
+    agree(world, &ck);
+    lt_ckpt_destroy(&cka);
+    lt_ckpt_destroy(&ckb);
+    run_destroy(&a);
+    run_destroy(&b);
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (world->rank == 0) {
+      char cmd[600];
+      snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+      if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
+    }
+    lt_ctx_destroy(&world);
+  }
+}
+
 static const variant V[] = {
     {"ewc", LT_PEN_EWC, LT_REPLAY_NONE, LT_REFRESH_OFF},
     {"online_ewc", LT_PEN_ONLINE_EWC, LT_REPLAY_NONE, LT_REFRESH_OFF},
@@ -375,6 +471,6 @@ static const variant V[] = {
 #define VARIANT(i) cmocka_unit_test_prestate(test_variant, (void *)&V[i])
 static const struct CMUnitTest tests[] = {
     VARIANT(0), VARIANT(1), VARIANT(2), VARIANT(3), VARIANT(4), VARIANT(5), VARIANT(6), VARIANT(7),
-    VARIANT(8), cmocka_unit_test(test_replay_terms),
+    VARIANT(8), cmocka_unit_test(test_replay_terms), cmocka_unit_test(test_ckpt_restart),
 };
 LT_TEST_MPI_MAIN("cl_sharded", tests)
