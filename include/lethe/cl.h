@@ -116,9 +116,10 @@ int64_t *lt_strategy_cursor(lt_strategy *s);                /* [4], see above */
  * each array above as a sharded vector "/strategy/<name>", the cursor as the
  * replicated int64 "/strategy/cursor" [4]. EWC makes room for ntasks pairs now
  * (one per task end, the last one's included; their addresses must stay fixed
- * while registered, so a further task end is an error). lt_ckpt_read then restores everything in place; a resumed run
- * continues with lt_strategy_step in the interrupted task (no begin_task for
- * it, which would reset SI's theta_start). The replay buffer is NOT
+ * while registered, so a further task end is an error). lt_ckpt_read then
+ * restores everything in place; a resumed run continues with lt_strategy_step
+ * in the interrupted task (no begin_task for it, which would reset SI's
+ * theta_start). The replay buffer is NOT
  * registered: its rows are per-rank arrays of varying length, which the
  * registry cannot hold (see lt_replay_get_state). */
 LT_WUR lt_status lt_strategy_ckpt_add(lt_strategy *s, struct lt_ckpt *ck, int ntasks);
