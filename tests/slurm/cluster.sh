@@ -42,14 +42,36 @@ pids_with() {
   done
 }
 
-# stop_pid PID NAME: TERM, up to 10 s, then KILL; only if PID still runs a program called NAME
+# descendants PID: the pids of PID's children, grandchildren, ... (/proc/P/stat: "pid (comm) state ppid ...")
+descendants() {
+  local f st ppid c
+  for f in /proc/[0-9]*/stat; do
+    st=$(cat "$f" 2>/dev/null) || continue
+    read -r _ ppid _ <<<"${st##*) }"
+    [ "$ppid" = "$1" ] || continue
+    c=${f#/proc/}
+    c=${c%/stat}
+    echo "$c"
+    descendants "$c"
+  done
+}
+
+# alive PID: the process exists and is not a zombie
+alive() {
+  local st
+  st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  st=${st##*) }
+  [ "${st%% *}" != Z ]
+}
+
+# stop_pid PID NAME [SECONDS]: TERM, up to SECONDS (10) later KILL; only if PID runs a program called NAME
 stop_pid() {
-  local pid=$1 name=$2 i
-  [ -n "$pid" ] && [ -d "/proc/$pid" ] || return 0
+  local pid=$1 name=$2 grace=${3:-10} i
+  [ -n "$pid" ] && alive "$pid" || return 0
   case $(cmdline "$pid") in *"$name"*) ;; *) return 0 ;; esac
   kill -TERM "$pid" 2>/dev/null
-  for i in $(seq 100); do [ -d "/proc/$pid" ] || return 0; sleep 0.1; done
-  say "$name (pid $pid) ignored SIGTERM for 10 s; SIGKILL"
+  for i in $(seq $((grace * 10))); do alive "$pid" || return 0; sleep 0.1; done
+  say "$name (pid $pid) ignored SIGTERM for $grace s; SIGKILL"
   kill -KILL "$pid" 2>/dev/null
   sleep 0.2
 }
@@ -66,7 +88,7 @@ daemon_pids() {
 }
 
 do_stop() {
-  local pid name ids i
+  local pid name ids i kids
   # cancel jobs while the controller is up, so slurmstepd ends their processes
   if [ -f "$CONF" ] && [ -n "$(pids_with "slurmctld -c -f $CONF")" ]; then
     ids=$(timeout 10 squeue -h -o %i 2>/dev/null)
@@ -89,11 +111,14 @@ do_stop() {
     case $name in *slurmctld*) stop_pid "$pid" slurmctld ;; *munged*) stop_pid "$pid" munged ;; esac
   done
   # job steps orphaned by a killed slurmd carry our conf in their environment (SLURM_CONF)
-  for pid in $(pgrep -x slurmstepd 2>/dev/null); do
+  for pid in $(pids_with "slurmstepd"); do
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = slurmstepd ] || continue
     tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" | grep -qxF "SLURM_CONF=$CONF" || continue
     say "stray slurmstepd $pid of this cluster; ending its job"
-    pkill -TERM -P "$pid" 2>/dev/null
-    stop_pid "$pid" slurmstepd
+    kids=$(descendants "$pid")
+    stop_pid "$pid" slurmstepd 2
+    # shellcheck disable=SC2086
+    [ -n "$kids" ] && kill -TERM $kids 2>/dev/null && sleep 1 && kill -KILL $kids 2>/dev/null
   done
   rm -f "$DIR/slurmd.pid" "$DIR/slurmctld.pid" "$MUNGE_DIR/munged.pid" "$SOCKET" "$SOCKET.lock"
 }
@@ -103,7 +128,7 @@ write_conf() {
   host=$(hostname -s)
   cpus=$(nproc)
   # 90% of the memory, so slurmd never finds less than configured (that drains the node)
-  mem=$(free -m | awk '/^Mem:/ { print int($2 * 0.9) }')
+  mem=$(awk '/^MemTotal:/ { print int($2 / 1024 * 0.9) }' /proc/meminfo)
   mkdir -p "$DIR/state" "$DIR/spool"
   cat >"$CONF" <<EOF
 # written by tests/slurm/cluster.sh: a private one-node cluster under $DIR
@@ -180,7 +205,7 @@ do_start() {
   # another cluster (or a system Slurm) on our ports would answer our clients instead of ours
   for t in "$PORT" "$((PORT + 1))"; do
     if timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$t" 2>/dev/null; then
-      pgrep -a 'slurmctld|slurmd' >&2
+      for f in $(pids_with slurm); do echo "  pid $f: $(cmdline "$f")" >&2; done
       die "port $t is in use (another cluster? stop it with $0 stop ITS_DIR, or set LETHE_SLURM_PORT)"
     fi
   done
