@@ -27,7 +27,9 @@
 # Targets are printed as PASS/MISS but never fail the test (timings are noisy);
 # the test fails only when a run crashes or prints no result.
 # Environment: LETHE_BENCH_REPEAT=N runs N interleaved rounds and keeps the best
-# of each figure (default 1); LETHE_BENCH_PYTHON picks the Python with torch and h5py.
+# of each figure (default 1); LETHE_BENCH_WAIT_QUIET=S waits up to S seconds
+# before each measurement until no other process is runnable for 3 s (default 0);
+# LETHE_BENCH_PYTHON picks the Python with torch and h5py.
 set -uo pipefail
 
 if [ $# -lt 4 ]; then
@@ -79,11 +81,24 @@ field() {
   fi
 }
 
+# quiet_wait: up to LETHE_BENCH_WAIT_QUIET seconds, until the count of runnable
+# tasks (/proc/loadavg, which counts this check itself) stays at 1 for 3 samples.
+quiet_wait() {
+  local max=${LETHE_BENCH_WAIT_QUIET:-0} waited=0 calm=0 r
+  while [ "$waited" -lt "$max" ] && [ $calm -lt 3 ]; do
+    r=$(cut -d' ' -f4 /proc/loadavg | cut -d/ -f1)
+    if [ "$r" -le 1 ]; then calm=$((calm + 1)); else calm=0; fi
+    sleep 1
+    waited=$((waited + 1))
+  done
+}
+
 # once LOG KEY CMD...: run CMD with output to LOG; print the RESULT value KEY, or
 # record a failure (crash, or no result) and print nothing.
 once() {
   local log=$1 key=$2 rc v
   shift 2
+  quiet_wait
   "$@" > "$log" 2>&1
   rc=$?
   v=$(field "$log" "$key")
