@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "lethe/app.h"
 #include "lethe/deck.h"
+#include "report.h"
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -16,6 +17,7 @@ static void usage(FILE *out) {
           "  lethe train DECK.ini [--set section.key=value ...] [--resume RUN_DIR|FILE] [--profile]\n"
           "  lethe data import-idx IMAGES LABELS [TEST_IMAGES TEST_LABELS] OUT.h5 [--name NAME]\n"
           "  lethe data info FILE.h5\n"
+          "  lethe report RUN_DIR|FILE.h5 [RUN_DIR ...]\n"
           "  lethe --version | --help | train --help\n"
           "\n"
           "Run under MPI: mpirun -n 2 lethe train input/quickstart.ini\n"
@@ -63,6 +65,12 @@ int lt_main(int argc, char **argv) {
       lt_blas_info blas;
       lt_blas_setup(&blas);
       st = lt_cmd_train(ctx, &blas, argc - 1, argv + 1, &code);
+    }
+  } else if (strcmp(cmd, "report") == 0) {
+    if (argc > 2 && is_help(argv[2])) {
+      if (ctx->rank == 0) lt_usage_report(stdout);
+    } else {
+      st = lt_cmd_report(ctx, argc - 1, argv + 1);
     }
   } else if (strcmp(cmd, "data") == 0) {
     if (argc > 2 && is_help(argv[2])) {
