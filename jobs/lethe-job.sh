@@ -25,7 +25,7 @@ LETHE_HOME=${LETHE_HOME:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 
 lethe_job_log() { echo "lethe-job: $(date '+%F %T') $*" >&2; }
 
-# lethe_job_check_args NAME...: fail if the user's ARGS set one of the keys the scripts set
+# lethe_job_reject_keys 'KEY...' ARGS...: exit code 2 if ARGS set one of the deck keys the script sets
 lethe_job_reject_keys() {
   local keys=$1 a k
   shift
@@ -74,6 +74,8 @@ lethe_job_run() {
   local -a targs=(train "$deck" --set "run.out=$run_dir")
   local rc
 
+  # shellcheck disable=SC2034 # LETHE_JOB_SIGNALLED is for the callers
+  LETHE_JOB_RC=2 LETHE_JOB_SIGNALLED=0
   [ -x "$lethe" ] || { lethe_job_log "error: $lethe is not an executable; build it (jobs/build.sh) or set LETHE"; return 2; }
   [ "$(id -u)" = 0 ] && margs=(--allow-run-as-root "${margs[@]}")
   # shellcheck disable=SC2206
@@ -84,8 +86,7 @@ lethe_job_run() {
   fi
   export BLIS_NUM_THREADS=$threads
 
-  # shellcheck disable=SC2034 # LETHE_JOB_SIGNALLED is for the callers
-  LETHE_JOB_SIGNALLED=0 _lethe_job_int_at='' _lethe_job_pid='' _lethe_job_pending=''
+  _lethe_job_int_at='' _lethe_job_pid='' _lethe_job_pending=''
   trap '_lethe_job_signal USR1' USR1
   trap '_lethe_job_signal TERM' TERM
   trap '_lethe_job_signal INT' INT
