@@ -92,6 +92,7 @@ typedef struct {
   double io_seconds;   /* write: create .. LATEST replaced; read: open .. last byte */
   double hash_seconds; /* hashing theta and the state */
   int file_ranks;      /* read: ranks that wrote the file */
+  int per_rank_restored; /* read: per-rank arrays were restored (same rank count) */
 } lt_ckpt_report;
 
 typedef enum { LT_CKPT_F32 = 0, LT_CKPT_F64, LT_CKPT_I64, LT_CKPT_U64 } lt_ckpt_type;
@@ -124,6 +125,12 @@ LT_WUR lt_status lt_ckpt_add_optim(lt_ckpt *ck, lt_optim *opt);
  * every rank reads it; a different count in the file is an error. */
 LT_WUR lt_status lt_ckpt_add_replicated(lt_ckpt *ck, const char *path, lt_ckpt_type type,
                                         void *data, size_t count);
+/* A per-rank array of count values (count may differ between ranks, e.g. a
+ * sharded replay buffer): written as [P, max count] with rank r's values in row r,
+ * hashed into the state hash, and restored only at the same rank count (see
+ * lt_ckpt_report.per_rank_restored); at another rank count it is left as it is. */
+LT_WUR lt_status lt_ckpt_add_per_rank(lt_ckpt *ck, const char *path, lt_ckpt_type type,
+                                      void *data, size_t count);
 /* A per-rank RNG stream saved in /cursor/rng; restored at the same rank count only. */
 LT_WUR lt_status lt_ckpt_add_rng(lt_ckpt *ck, const char *name, lt_rng *r);
 

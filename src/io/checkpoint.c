@@ -25,6 +25,7 @@
 typedef struct {
   char path[ENTRY_PATH];
   int sharded;        /* 1: float32 [n] owned slice; 0: replicated array */
+  int per_rank;       /* 1: this rank's row of a [P, max count] array */
   int params;         /* 1: the replicated theta (allgathered after a read) */
   lt_ckpt_type type;  /* replicated */
   void *data;         /* sharded: owned slice [hi - lo]; replicated: [count] */
@@ -265,6 +266,16 @@ lt_status lt_ckpt_add_replicated(lt_ckpt *ck, const char *path, lt_ckpt_type typ
   return LT_OK;
 }
 
+lt_status lt_ckpt_add_per_rank(lt_ckpt *ck, const char *path, lt_ckpt_type type, void *data,
+                               size_t count) {
+  entry *e = NULL;
+  if ((int)type < 0 || type > LT_CKPT_U64)
+    LT_ERROR(ck->ctx, LT_ERR_ARG, "checkpoint: unknown type %d for '%s'", (int)type, path);
+  LT_CHECK(ck->ctx, add_entry(ck, path, 0, type, data, count, &e));
+  e->per_rank = 1;
+  return LT_OK;
+}
+
 lt_status lt_ckpt_add_rng(lt_ckpt *ck, const char *name, lt_rng *r) {
   lt_ctx *ctx = ck->ctx;
   if (!name || !*name || strlen(name) >= RNG_NAME || strchr(name, ',') || !r)
@@ -300,8 +311,11 @@ lt_status lt_ckpt_hash(lt_ckpt *ck, uint64_t *theta_hash, uint64_t *state_hash) 
   *theta_hash = ck->theta ? lt_fnv1a64(LT_FNV1A64_INIT, ck->theta, ck->sh.n * sizeof(float))
                           : LT_FNV1A64_INIT;
   uint64_t mine = LT_FNV1A64_INIT;
-  for (int i = 0; i < ck->ne; i++)
-    if (ck->e[i].sharded) mine = lt_fnv1a64(mine, ck->e[i].data, cnt * sizeof(float));
+  for (int i = 0; i < ck->ne; i++) {
+    const entry *e = &ck->e[i];
+    if (e->sharded) mine = lt_fnv1a64(mine, e->data, cnt * sizeof(float));
+    if (e->per_rank) mine = lt_fnv1a64(mine, e->data, e->count * type_size(e->type));
+  }
   uint64_t *all = NULL;
   LT_CALLOC(ctx, all, ctx->size);
   int rc = MPI_Allgather(&mine, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, ctx->comm);
@@ -521,6 +535,18 @@ static lt_status write_file(lt_ckpt *ck, const char *path, const lt_ckpt_cursor 
   }
   for (int i = 0; i < ck->ne; i++) {
     const entry *e = &ck->e[i];
+    if (e->per_rank) { /* [P, max count], row r from rank r */
+      unsigned long long mine = e->count, most = 0;
+      if (MPI_Allreduce(&mine, &most, 1, MPI_UNSIGNED_LONG_LONG, MPI_MAX, ctx->comm) != MPI_SUCCESS &&
+          st == LT_OK)
+        st = lt_error_set(ctx, LT_ERR_MPI, __FILE__, __LINE__, __func__, "MPI_Allreduce failed");
+      hsize_t dims2[2] = {(hsize_t)ctx->size, (hsize_t)most};
+      hsize_t start2[2] = {(hsize_t)ctx->rank, 0}, count2[2] = {1, (hsize_t)e->count};
+      s2 = write_block(ctx, f, e->path, file_type(e->type), native_type(e->type), 2, dims2, start2,
+                       count2, e->data);
+      if (st == LT_OK) st = s2;
+      continue;
+    }
     hsize_t dims[1], start[1], count[1];
     if (e->sharded) {
       dims[0] = ck->sh.n;
@@ -906,6 +932,16 @@ static lt_status inspect_open(lt_ckpt *ck, hid_t f, header *h) {
     const entry *e = &ck->e[i];
     hsize_t want = e->sharded ? (hsize_t)ck->sh.n : (hsize_t)e->count;
     H5T_class_t cls = e->type == LT_CKPT_F32 || e->type == LT_CKPT_F64 ? H5T_FLOAT : H5T_INTEGER;
+    if (e->per_rank) { /* read only at the same rank count: [P, >= this rank's count] */
+      if (h->file_ranks != ctx->size) continue;
+      hsize_t got[2];
+      LT_CHECK(ctx, check_dataset(ctx, f, file, e->path, cls, type_size(e->type), 2, NULL, got));
+      if (got[0] != (hsize_t)ctx->size || got[1] < e->count)
+        LT_ERROR(ctx, LT_ERR_DATA, "snapshot '%s': %s is [%llu, %llu], expected [%d, >= %zu]",
+                 file, e->path, (unsigned long long)got[0], (unsigned long long)got[1], ctx->size,
+                 e->count);
+      continue;
+    }
     if (!link_exists(f, e->path) && strncmp(e->path, "/optim/", 7) == 0)
       LT_ERROR(ctx, LT_ERR_DATA, "snapshot '%s' lacks %s, which the deck's optimizer keeps (was "
                "the snapshot written with another [optim] kind or momentum?)", file, e->path);
@@ -977,6 +1013,13 @@ static lt_status read_file(lt_ckpt *ck, const header *h) {
   size_t cnt = owned_count(&ck->sh), own = ck->sh.hi - ck->sh.lo;
   for (int i = 0; i < ck->ne; i++) {
     entry *e = &ck->e[i];
+    if (e->per_rank) {
+      if (h->file_ranks != ctx->size) continue;
+      hsize_t start2[2] = {(hsize_t)ctx->rank, 0}, count2[2] = {1, (hsize_t)e->count};
+      s2 = read_block(ctx, f, e->path, native_type(e->type), 2, start2, count2, e->data);
+      if (st == LT_OK) st = s2;
+      continue;
+    }
     hsize_t start[1] = {e->sharded ? ck->sh.lo : 0};
     hsize_t count[1] = {e->sharded ? cnt : e->count};
     s2 = read_block(ctx, f, e->path, native_type(e->type), 1, start, count, e->data);
@@ -1040,6 +1083,7 @@ lt_status lt_ckpt_read(lt_ckpt *ck, const char *from, lt_ckpt_cursor *cur, lt_ck
     rep->io_seconds = t1 - t0;
     rep->hash_seconds = lt_wtime() - t1;
     rep->file_ranks = h.file_ranks;
+    rep->per_rank_restored = h.file_ranks == ctx->size;
   }
   return LT_OK;
 }
