@@ -25,6 +25,10 @@ typedef struct {
   int32_t *y;         /* [n] labels in [0, num_classes) */
   int64_t *index;     /* [n] global sample index of each local row */
   char name[64];      /* dataset name attribute */
+  /* image shape when /<split>/x was [N, H, W] (c = 1) or [N, C, H, W], so that
+   * d = c * h * w and feature k*h*w + i*w + j is channel k, row i, column j;
+   * all 0 for [N, D] files (no image shape known) */
+  int c, h, w;
 } lt_dataset;
 
 typedef struct {
@@ -59,12 +63,15 @@ LT_WUR lt_status lt_data_import_idx(lt_ctx *ctx, const char *train_images,
 LT_WUR lt_status lt_data_info(lt_ctx *ctx, const char *path, FILE *out);
 
 /* Mini-batches: the global batch B is split over the P ranks, rank r taking
- * B/P + (r < B%P) rows. Each epoch each rank shuffles its shard with its own
- * stream (seed, rank, LT_RNG_SHUFFLE) and walks it; the number of steps per
- * epoch is min over ranks of floor(n_r / B_r), the same on every rank without
- * communication (drop-last). This needs ds->n == lt_shard_count(ds->n_global,
- * rank, size) (the shard lt_dataset_load gives) and B >= P; otherwise create
- * fails with LT_ERR_ARG. Epoch e's order is a shuffle with the stream's outputs
+ * B_r = B/P + (r < B%P) rows. Each epoch each rank shuffles its rows with its own
+ * stream (seed, rank, LT_RNG_SHUFFLE) and walks them; the number of steps per
+ * epoch is min over ranks of floor(n_r / B_r) (drop-last), agreed at create with
+ * one MPI_Allreduce over ctx->comm, so the ranks may hold any numbers of rows
+ * (the strided shard lt_dataset_load gives, or a scenario task's class-filtered
+ * subset); a rank with more rows leaves more of them out of each epoch. create
+ * is collective; it fails with LT_ERR_ARG on every rank when B < P or when some
+ * rank holds fewer rows than its B_r (the message names the dataset, its size,
+ * the rank and the batch). Epoch e's order is a shuffle with the stream's outputs
  * from e * 2^40 on, so it depends only on (ctx->seed, rank, e): b->rng holds the
  * base stream and the position is just (epoch, step). */
 typedef struct {

@@ -1,10 +1,13 @@
-/* lethe data: mini-batches over a rank's strided shard.
+/* lethe data: mini-batches over a rank's rows of a dataset.
  *
  * Epoch e's order is a Fisher-Yates shuffle of the identity with the rank's
  * shuffle stream (seed, rank, LT_RNG_SHUFFLE) positioned at counter e * 2^40,
  * so it depends only on (seed, rank, e): a restart at (epoch, step) replays the
- * exact batches without knowing earlier epochs. */
-#include <limits.h>
+ * exact batches without knowing earlier epochs.
+ *
+ * The ranks may hold any numbers of rows (a strided shard, or this rank's rows
+ * of one task of a scenario): create agrees on the steps per epoch with one
+ * MPI_Allreduce (MINLOC of floor(n_r / B_r)). */
 #include <string.h>
 
 #include "lethe/data.h"
@@ -27,37 +30,41 @@ lt_status lt_batcher_create(lt_ctx *ctx, const lt_dataset *ds, int global_batch,
                             lt_batcher **out) {
   *out = NULL;
   const int P = ctx->size, me = ctx->rank;
-  if (!ds) LT_ERROR(ctx, LT_ERR_ARG, "batcher: no dataset");
-  if (global_batch < P)
-    LT_ERROR(ctx, LT_ERR_ARG,
-             "global batch size %d is smaller than the number of ranks %d: every rank needs at "
-             "least one row per step", global_batch, P);
-  if ((long)ds->n != lt_shard_count(ds->n_global, me, P))
-    LT_ERROR(ctx, LT_ERR_ARG,
-             "batcher: rank %d holds %d samples, but the strided shard of %ld samples over %d "
-             "ranks has %ld (steps per epoch are derived from n_global without communication)",
-             me, ds->n, ds->n_global, P, lt_shard_count(ds->n_global, me, P));
+  const int lb = lt_local_batch(global_batch, me, P);
+  /* local checks are folded into the one allreduce: a rank that failed
+   * contributes -1, so every rank leaves create with an error together */
+  lt_status st = LT_OK;
+  if (!ds)
+    st = lt_error_set(ctx, LT_ERR_ARG, __FILE__, __LINE__, __func__, "batcher: no dataset");
+  else if (global_batch < P)
+    st = lt_error_set(ctx, LT_ERR_ARG, __FILE__, __LINE__, __func__,
+                      "global batch size %d is smaller than the number of ranks %d: every rank "
+                      "needs at least one row per step", global_batch, P);
   /* drop-last: the smallest number of full local batches over all ranks */
-  long steps = LONG_MAX;
-  int worst = 0;
-  for (int r = 0; r < P; r++) {
-    long s = lt_shard_count(ds->n_global, r, P) / lt_local_batch(global_batch, r, P);
-    if (s < steps) {
-      steps = s;
-      worst = r;
-    }
-  }
-  if (steps < 1)
+  struct {
+    int steps, rank;
+  } mine = {st != LT_OK ? -1 : ds->n / lb, me}, worst = {0, 0};
+  LT_CHECK_MPI(ctx, MPI_Allreduce(&mine, &worst, 1, MPI_2INT, MPI_MINLOC, ctx->comm));
+  if (st != LT_OK) return st;
+  if (worst.steps < 0)
+    LT_ERROR(ctx, LT_ERR_ARG, "batcher: rank %d failed to create its batcher", worst.rank);
+  if (worst.steps < 1) {
+    /* every rank is here: tell all of them the short rank's sample count */
+    int n_worst = ds->n;
+    LT_CHECK_MPI(ctx, MPI_Bcast(&n_worst, 1, MPI_INT, worst.rank, ctx->comm));
     LT_ERROR(ctx, LT_ERR_ARG,
-             "global batch size %d is too large for a split of %ld samples on %d ranks: rank %d "
-             "has %ld samples for a local batch of %d", global_batch, ds->n_global, P, worst,
-             lt_shard_count(ds->n_global, worst, P), lt_local_batch(global_batch, worst, P));
+             "global batch size %d is too large for dataset '%s' of %ld samples on %d ranks: "
+             "rank %d holds %d samples of it, fewer than its local batch of %d rows",
+             global_batch, ds->name, ds->n_global, P, worst.rank, n_worst,
+             lt_local_batch(global_batch, worst.rank, P));
+  }
+  const long steps = worst.steps;
 
   lt_batcher *b = NULL;
   LT_CALLOC(ctx, b, 1);
   b->ds = ds;
   b->global_batch = global_batch;
-  b->local_batch = lt_local_batch(global_batch, me, P);
+  b->local_batch = lb;
   b->steps_per_epoch = steps;
   lt_rng_seed(&b->rng, ctx->seed, (uint64_t)me, LT_RNG_SHUFFLE);
   if (lt_calloc_aligned((void **)&b->perm, (size_t)ds->n, sizeof(*b->perm)) ||

@@ -358,6 +358,11 @@ static lt_status load(lt_ctx *ctx, const char *path, const char *split, lt_data_
   ds->n = (int)n;
   ds->n_global = (long)s.n;
   ds->d = (int)s.d;
+  if (s.xrank >= 3) { /* [N, H, W] or [N, C, H, W] */
+    ds->c = s.xrank == 4 ? (int)s.xdims[1] : 1;
+    ds->h = (int)s.xdims[s.xrank - 2];
+    ds->w = (int)s.xdims[s.xrank - 1];
+  }
   ds->num_classes = num_classes;
   snprintf(ds->name, sizeof(ds->name), "%s", name);
   for (hsize_t i = 0; i < n; i++) ds->index[i] = (int64_t)ctx->rank + (int64_t)i * ctx->size;
