@@ -95,7 +95,7 @@ typedef struct {
   int per_rank_restored; /* read: per-rank arrays were restored (same rank count) */
 } lt_ckpt_report;
 
-typedef enum { LT_CKPT_F32 = 0, LT_CKPT_F64, LT_CKPT_I64, LT_CKPT_U64 } lt_ckpt_type;
+typedef enum { LT_CKPT_F32 = 0, LT_CKPT_F64, LT_CKPT_I64, LT_CKPT_U64, LT_CKPT_I32 } lt_ckpt_type;
 
 typedef struct lt_ckpt lt_ckpt;
 

@@ -119,10 +119,18 @@ int64_t *lt_strategy_cursor(lt_strategy *s);                /* [4], see above */
  * while registered, so a further task end is an error). lt_ckpt_read then
  * restores everything in place; a resumed run continues with lt_strategy_step
  * in the interrupted task (no begin_task for it, which would reset SI's
- * theta_start). The replay buffer is NOT
- * registered: its rows are per-rank arrays of varying length, which the
- * registry cannot hold (see lt_replay_get_state). */
+ * theta_start). The replay buffer's rows, labels, logits and stream indices are
+ * per-rank arrays ("/strategy/replay/x" ...; lt_ckpt_add_per_rank) with its
+ * scalars and RNG streams in "/strategy/replay/state" [6]: call
+ * lt_strategy_ckpt_prepare before each lt_ckpt_write and lt_strategy_ckpt_restore
+ * after lt_ckpt_read. */
 LT_WUR lt_status lt_strategy_ckpt_add(lt_strategy *s, struct lt_ckpt *ck, int ntasks);
+/* Copy the replay buffer's scalars into the registered array (before a write). */
+void lt_strategy_ckpt_prepare(lt_strategy *s);
+/* After a read: restore the replay buffer's scalars (per_rank_restored: the
+ * per-rank arrays were read, i.e. the same rank count); at another rank count
+ * the buffer restarts empty (a note is logged). Collective. */
+LT_WUR lt_status lt_strategy_ckpt_restore(lt_strategy *s, int per_rank_restored);
 
 const char *lt_penalty_name(lt_penalty_kind k);
 const char *lt_replay_name(lt_replay_kind k);

@@ -21,6 +21,7 @@ struct lt_strategy {
   lt_refresh *rf;  /* NULL: no refresh */
   float *F_task;   /* [slice] Fisher of the task just ended (EWC kinds, refresh) */
   int64_t cursor[CUR_N];
+  uint64_t rb_state[6]; /* replay: count, seen, reservoir (key, ctr), sample (key, ctr) */
 };
 
 void lt_cl_cfg_default(lt_cl_cfg *c) {
@@ -383,5 +384,50 @@ lt_status lt_strategy_ckpt_add(lt_strategy *s, struct lt_ckpt *ck, int ntasks) {
     LT_CHECK(ctx, lt_ckpt_add_sharded(ck, path, a[i].data));
   }
   LT_CHECK(ctx, lt_ckpt_add_replicated(ck, "/strategy/cursor", LT_CKPT_I64, s->cursor, CUR_N));
+  if (s->rb) {
+    lt_replay_state st;
+    lt_replay_get_state(s->rb, &st);
+    size_t cap = (size_t)st.capacity;
+    LT_CHECK(ctx, lt_ckpt_add_per_rank(ck, "/strategy/replay/x", LT_CKPT_F32, st.x, cap * (size_t)st.d));
+    LT_CHECK(ctx, lt_ckpt_add_per_rank(ck, "/strategy/replay/y", LT_CKPT_I32, st.y, cap));
+    LT_CHECK(ctx, lt_ckpt_add_per_rank(ck, "/strategy/replay/index", LT_CKPT_I64, st.index, cap));
+    if (st.store_logits)
+      LT_CHECK(ctx, lt_ckpt_add_per_rank(ck, "/strategy/replay/logits", LT_CKPT_F32, st.logits,
+                                         cap * (size_t)st.C));
+    LT_CHECK(ctx, lt_ckpt_add_per_rank(ck, "/strategy/replay/state", LT_CKPT_U64, s->rb_state, 6));
+    lt_strategy_ckpt_prepare(s);
+  }
+  return LT_OK;
+}
+
+void lt_strategy_ckpt_prepare(lt_strategy *s) {
+  if (!s->rb) return;
+  lt_replay_state st;
+  lt_replay_get_state(s->rb, &st);
+  uint64_t v[6] = {(uint64_t)st.count, (uint64_t)st.seen, st.reservoir.key, st.reservoir.ctr,
+                   st.sample.key, st.sample.ctr};
+  memcpy(s->rb_state, v, sizeof(v));
+}
+
+lt_status lt_strategy_ckpt_restore(lt_strategy *s, int per_rank_restored) {
+  lt_ctx *ctx = s->ctx;
+  if (!s->rb) return LT_OK;
+  lt_replay_state st;
+  lt_replay_get_state(s->rb, &st); /* pointers to the buffer's own arrays */
+  lt_status rc = LT_OK;
+  if (per_rank_restored) {
+    st.count = (long)s->rb_state[0];
+    st.seen = (long)s->rb_state[1];
+    st.reservoir = (lt_rng){s->rb_state[2], s->rb_state[3]};
+    st.sample = (lt_rng){s->rb_state[4], s->rb_state[5]};
+    rc = lt_replay_set_state(s->rb, &st);
+  } else {
+    st.count = st.seen = 0;
+    rc = lt_replay_set_state(s->rb, &st);
+    lt_log(ctx, LT_LOG_INFO, "note   the replay buffer cannot be resharded to %d rank(s): it "
+                             "restarts empty\n", ctx->size);
+  }
+  LT_CHECK(ctx, lt_agree(ctx, rc));
+  lt_strategy_ckpt_prepare(s);
   return LT_OK;
 }

@@ -98,6 +98,7 @@ static hid_t native_type(lt_ckpt_type t) {
   case LT_CKPT_F64: return H5T_NATIVE_DOUBLE;
   case LT_CKPT_I64: return H5T_NATIVE_INT64;
   case LT_CKPT_U64: return H5T_NATIVE_UINT64;
+  case LT_CKPT_I32: return H5T_NATIVE_INT32;
   }
   return H5T_NATIVE_FLOAT;
 }
@@ -108,11 +109,12 @@ static hid_t file_type(lt_ckpt_type t) {
   case LT_CKPT_F64: return H5T_IEEE_F64LE;
   case LT_CKPT_I64: return H5T_STD_I64LE;
   case LT_CKPT_U64: return H5T_STD_U64LE;
+  case LT_CKPT_I32: return H5T_STD_I32LE;
   }
   return H5T_IEEE_F32LE;
 }
 
-static size_t type_size(lt_ckpt_type t) { return t == LT_CKPT_F32 ? 4 : 8; }
+static size_t type_size(lt_ckpt_type t) { return t == LT_CKPT_F32 || t == LT_CKPT_I32 ? 4 : 8; }
 
 /* mkdir -p */
 static lt_status make_dirs(lt_ctx *ctx, const char *dir) {
@@ -260,7 +262,7 @@ lt_status lt_ckpt_add_optim(lt_ckpt *ck, lt_optim *opt) {
 
 lt_status lt_ckpt_add_replicated(lt_ckpt *ck, const char *path, lt_ckpt_type type, void *data,
                                  size_t count) {
-  if ((int)type < 0 || type > LT_CKPT_U64)
+  if ((int)type < 0 || type > LT_CKPT_I32)
     LT_ERROR(ck->ctx, LT_ERR_ARG, "checkpoint: unknown type %d for '%s'", (int)type, path);
   LT_CHECK(ck->ctx, add_entry(ck, path, 0, type, data, count, NULL));
   return LT_OK;
@@ -269,7 +271,7 @@ lt_status lt_ckpt_add_replicated(lt_ckpt *ck, const char *path, lt_ckpt_type typ
 lt_status lt_ckpt_add_per_rank(lt_ckpt *ck, const char *path, lt_ckpt_type type, void *data,
                                size_t count) {
   entry *e = NULL;
-  if ((int)type < 0 || type > LT_CKPT_U64)
+  if ((int)type < 0 || type > LT_CKPT_I32)
     LT_ERROR(ck->ctx, LT_ERR_ARG, "checkpoint: unknown type %d for '%s'", (int)type, path);
   LT_CHECK(ck->ctx, add_entry(ck, path, 0, type, data, count, &e));
   e->per_rank = 1;

@@ -387,10 +387,11 @@ static lt_ckpt *registry(run *r) {
 static void test_ckpt_restart(void **state) {
   (void)state;
   static const variant rv[] = {{"ewc", LT_PEN_EWC, LT_REPLAY_NONE, LT_REFRESH_OFF},
-                               {"si+refresh", LT_PEN_SI, LT_REPLAY_NONE, LT_REFRESH_CODE}};
+                               {"si+refresh", LT_PEN_SI, LT_REPLAY_NONE, LT_REFRESH_CODE},
+                               {"derpp+oewc", LT_PEN_ONLINE_EWC, LT_REPLAY_DERPP, LT_REFRESH_OFF}};
   gdata g;
   make_gdata(&g);
-  for (int vi = 0; vi < 2; vi++) {
+  for (int vi = 0; vi < 3; vi++) {
     lt_cl_cfg cc;
     make_cfg(&cc, &rv[vi]);
     lt_ctx *world = NULL;
@@ -407,6 +408,7 @@ static void test_ckpt_restart(void **state) {
     run_steps(&a, &g, 1, 0, 2);
     lt_ckpt_cursor cur = {.task = 1, .step = 2, .global_step = STEPS + 2,
                           .optim_steps = lt_optim_steps(a.t->opt)};
+    lt_strategy_ckpt_prepare(a.s);
     agree_status(a.ctx, lt_ckpt_write(cka, dir, 0, &cur, NULL));
     run_steps(&a, &g, 1, 2, STEPS);
     agree_status(a.ctx, lt_strategy_end_task(a.s, 1, &a.ds[1]));
@@ -414,7 +416,9 @@ static void test_ckpt_restart(void **state) {
     run_create(&b, MPI_COMM_WORLD, world->size, &cc, &g);
     lt_ckpt *ckb = registry(&b);
     lt_ckpt_cursor back;
-    agree_status(b.ctx, lt_ckpt_read(ckb, dir, &back, NULL));
+    lt_ckpt_report rep;
+    agree_status(b.ctx, lt_ckpt_read(ckb, dir, &back, &rep));
+    agree_status(b.ctx, lt_strategy_ckpt_restore(b.s, rep.per_rank_restored));
     lt_optim_set_steps(b.t->opt, back.optim_steps);
     checker ck = {0};
     if (lt_strategy_cursor(b.s)[0] != 1 || lt_strategy_cursor(b.s)[1] != 1 ||
