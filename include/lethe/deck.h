@@ -48,6 +48,31 @@ typedef struct {
   double ckpt_every_seconds; /* 0: off (rank 0's clock) */
   int ckpt_at_task_end;
   int ckpt_keep;             /* 0: keep all */
+  /* [scenario] */
+  int scen_kind;             /* 0 none, else lt_scenario_kind + 1 */
+  int scen_tasks;
+  int scen_setting;          /* 0 class-IL, 1 task-IL (split) */
+  int class_order[LT_DECK_MAXLIST];
+  int nclass_order;
+  int shuffle_classes;
+  int first_identity;
+  double angles[LT_DECK_MAXLIST];
+  int nangles;
+  /* [cl] */
+  int cl_penalty;            /* lt_penalty_kind */
+  int cl_replay;             /* lt_replay_kind */
+  int cl_joint;              /* train once on the union of all tasks (upper bound) */
+  double ewc_lambda, ewc_gamma, si_c, si_xi;
+  int fisher_mode;           /* lt_fisher_mode */
+  long fisher_samples;
+  int fisher_batch;
+  long buffer_size;
+  int replay_batch;
+  double der_alpha, derpp_beta;
+  /* [refresh] */
+  int refresh;               /* lt_refresh_kind */
+  double refresh_delta, refresh_kappa, refresh_sigma, refresh_gamma, refresh_damping;
+  int refresh_every, refresh_steps;
   /* [run] */
   long seed;
   char out[LT_DECK_STR];

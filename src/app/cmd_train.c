@@ -11,10 +11,12 @@
 
 #include "commands.h"
 #include "lethe/checkpoint.h"
+#include "lethe/cl.h"
 #include "lethe/data.h"
 #include "lethe/deck.h"
 #include "lethe/metrics.h"
 #include "lethe/model.h"
+#include "lethe/scenario.h"
 #include "lethe/trainer.h"
 
 void lt_usage_train(FILE *out) {
@@ -173,15 +175,23 @@ static void progress_clear(const lt_ctx *ctx, progress *p) {
 
 /* ------------------------------------------------------------ the command */
 
+#define LT_MAX_TASKS 1000
+
 typedef struct {
   lt_deck deck;
-  char deck_text[8192];
+  char deck_text[16384];
   const char *resume;   /* --resume argument, or NULL */
   lt_data_opts dopts;
   lt_dataset *train, *test;
+  lt_scenario *sc;      /* NULL: plain training, one task */
+  int ntasks;           /* tasks trained in sequence (1 without a scenario or with [cl] joint) */
+  int neval;            /* tasks evaluated after each task (T; 0 without a scenario) */
+  const lt_dataset *task_train[LT_MAX_TASKS];
+  lt_batcher *batchers[LT_MAX_TASKS];
+  double *R, *Rtil, *acc_init; /* [T*T], [T*T], [T]: accuracy matrices (class-IL, task-IL) */
+  lt_strategy *strat;
   lt_model *model;
   lt_trainer *trainer;
-  lt_batcher *batcher;
   lt_metrics *metrics;
   lt_ckpt *ck;
   lt_ckpt_cursor cur;   /* where the run stands (restored by --resume) */
@@ -196,11 +206,16 @@ static void run_destroy(train_run *r) {
   lt_status st = lt_metrics_close(&r->metrics); /* collective; every rank arrives here */
   (void)st; /* a failure was reported by the flush that preceded it */
   lt_ckpt_destroy(&r->ck);
-  lt_batcher_destroy(&r->batcher);
+  for (int t = 0; t < r->ntasks; t++) lt_batcher_destroy(&r->batchers[t]);
+  lt_strategy_destroy(&r->strat);
   lt_trainer_destroy(&r->trainer);
   lt_model_destroy(&r->model);
+  lt_scenario_destroy(&r->sc);
   lt_dataset_destroy(&r->train);
   lt_dataset_destroy(&r->test);
+  LT_FREE(r->R);
+  LT_FREE(r->Rtil);
+  LT_FREE(r->acc_init);
 }
 
 static lt_status parse_args(lt_ctx *ctx, int argc, char **argv, const char **deck_path,
@@ -251,7 +266,7 @@ static lt_status setup_deck(lt_ctx *ctx, train_run *r, int argc, char **argv, in
   return LT_OK;
 }
 
-/* Phase 2 (collective inside): data. */
+/* Phase 2 (collective inside): data and the scenario's tasks. */
 static lt_status setup_data(lt_ctx *ctx, train_run *r) {
   const lt_deck *d = &r->deck;
   r->dopts.scale = d->data_scale;
@@ -262,12 +277,54 @@ static lt_status setup_data(lt_ctx *ctx, train_run *r) {
   if (r->train->d != r->test->d)
     LT_ERROR(ctx, LT_ERR_DATA, "%s: /train/x has %d features per sample but /test/x has %d",
              d->data_path, r->train->d, r->test->d);
-  if (r->train->n_global < d->batch_size)
-    LT_ERROR(ctx, LT_ERR_DECK, "[optim] batch_size = %d exceeds the %ld training samples of %s",
-             d->batch_size, r->train->n_global, d->data_path);
   if (d->batch_size < ctx->size)
     LT_ERROR(ctx, LT_ERR_DECK, "[optim] batch_size = %d is smaller than the %d ranks",
              d->batch_size, ctx->size);
+  if (d->scen_kind == 0) {
+    if (d->cl_joint || d->cl_penalty || d->cl_replay || d->refresh)
+      LT_ERROR(ctx, LT_ERR_DECK,
+               "[cl] and [refresh] need a continual-learning scenario: set [scenario] kind "
+               "(split, permuted, rotated or joint)");
+    if (r->train->n_global < d->batch_size)
+      LT_ERROR(ctx, LT_ERR_DECK, "[optim] batch_size = %d exceeds the %ld training samples of %s",
+               d->batch_size, r->train->n_global, d->data_path);
+    r->ntasks = 1;
+    r->neval = 0;
+    r->task_train[0] = r->train;
+    return LT_OK;
+  }
+  lt_scenario_cfg sc;
+  lt_scenario_cfg_default(&sc);
+  sc.kind = (lt_scenario_kind)(d->scen_kind - 1);
+  sc.num_tasks = sc.kind == LT_SCEN_JOINT ? 1 : d->scen_tasks;
+  sc.seed = ctx->seed;
+  sc.task_il = sc.kind == LT_SCEN_SPLIT && d->scen_setting == 1;
+  sc.class_order = d->nclass_order ? d->class_order : NULL;
+  sc.class_order_len = d->nclass_order;
+  sc.shuffle_classes = sc.kind == LT_SCEN_SPLIT && d->shuffle_classes;
+  sc.first_identity = sc.kind == LT_SCEN_PERMUTED && d->first_identity;
+  sc.angles = sc.kind == LT_SCEN_ROTATED ? d->angles : NULL;
+  sc.num_angles = sc.kind == LT_SCEN_ROTATED ? d->nangles : 0;
+  /* rotated images are filled with black, whatever the standardisation */
+  if (sc.kind == LT_SCEN_ROTATED && r->dopts.standardize && r->dopts.std > 0)
+    sc.fill = -r->dopts.mean / r->dopts.std;
+  sc.joint = d->cl_joint && sc.num_tasks > 1;
+  if (sc.num_tasks > LT_MAX_TASKS)
+    LT_ERROR(ctx, LT_ERR_DECK, "[scenario] tasks = %d: at most %d", sc.num_tasks, LT_MAX_TASKS);
+  LT_CHECK(ctx, lt_scenario_create(ctx, &sc, r->train, r->test, &r->sc));
+  r->neval = r->sc->num_tasks;
+  if (sc.joint) {
+    r->ntasks = 1;
+    r->task_train[0] = r->sc->joint_train;
+  } else {
+    r->ntasks = r->sc->num_tasks;
+    for (int t = 0; t < r->ntasks; t++) r->task_train[t] = r->sc->tasks[t].train;
+  }
+  size_t TT = (size_t)r->neval * (size_t)r->neval;
+  LT_CALLOC(ctx, r->R, TT);
+  LT_CALLOC(ctx, r->Rtil, TT);
+  LT_CALLOC(ctx, r->acc_init, r->neval);
+  for (size_t i = 0; i < TT; i++) r->R[i] = r->Rtil[i] = NAN;
   return LT_OK;
 }
 
@@ -283,6 +340,7 @@ static lt_status setup_model(lt_ctx *ctx, train_run *r) {
   mc.init = (lt_init)d->init;
   int local = lt_local_batch(d->batch_size, ctx->rank, ctx->size);
   mc.max_batch = local > 256 ? local : 256; /* 256-row chunks for evaluation */
+  if (d->cl_replay && d->replay_batch > mc.max_batch) mc.max_batch = d->replay_batch;
   mc.pad_ranks = ctx->size;
   LT_CHECK(ctx, lt_model_create(ctx, &mc, &r->model));
   lt_model_init(r->model, ctx->seed, mc.init);
@@ -302,8 +360,11 @@ static lt_status setup_model(lt_ctx *ctx, train_run *r) {
   oc.step_size = d->step_size;
   oc.gamma = d->gamma;
   oc.min_lr = d->min_lr;
-  LT_CHECK(ctx, lt_batcher_create(ctx, r->train, d->batch_size, &r->batcher));
-  long total = r->batcher->steps_per_epoch * d->epochs;
+  long total = 0;
+  for (int t = 0; t < r->ntasks; t++) {
+    LT_CHECK(ctx, lt_batcher_create(ctx, r->task_train[t], d->batch_size, &r->batchers[t]));
+    total += r->batchers[t]->steps_per_epoch * d->epochs;
+  }
   if (d->max_steps > 0 && d->max_steps < total) total = d->max_steps;
   oc.total_steps = total;
   if (oc.sched == LT_SCHED_COSINE && total <= oc.warmup_steps)
@@ -314,6 +375,31 @@ static lt_status setup_model(lt_ctx *ctx, train_run *r) {
   r->trainer->sh.coll = (lt_coll)d->collective;
   LT_CHECK(ctx, apply_layer_lr(ctx, d, r->model, r->trainer->opt));
   r->total_steps = total;
+
+  lt_cl_cfg cc;
+  lt_cl_cfg_default(&cc);
+  cc.penalty = (lt_penalty_kind)d->cl_penalty;
+  cc.ewc_lambda = d->ewc_lambda;
+  cc.ewc_gamma = d->ewc_gamma;
+  cc.si_c = d->si_c;
+  cc.si_xi = d->si_xi;
+  cc.fisher_mode = (lt_fisher_mode)d->fisher_mode;
+  cc.fisher_samples = d->fisher_samples;
+  cc.fisher_batch = d->fisher_batch;
+  cc.replay = (lt_replay_kind)d->cl_replay;
+  cc.buffer_size = d->buffer_size;
+  cc.replay_batch = d->replay_batch;
+  cc.der_alpha = d->der_alpha;
+  cc.derpp_beta = d->derpp_beta;
+  cc.refresh = (lt_refresh_kind)d->refresh;
+  cc.refresh_delta = d->refresh_delta;
+  cc.refresh_kappa = d->refresh_kappa;
+  cc.refresh_sigma = d->refresh_sigma;
+  cc.refresh_gamma = d->refresh_gamma;
+  cc.refresh_damping = d->refresh_damping;
+  cc.refresh_every = d->refresh_every;
+  cc.refresh_steps = d->refresh_steps;
+  LT_CHECK(ctx, lt_strategy_create(ctx, &cc, r->trainer, r->model->out_dim, &r->strat));
   return LT_OK;
 }
 
@@ -345,11 +431,19 @@ static lt_status setup_ckpt(lt_ctx *ctx, train_run *r, const lt_blas_info *blas)
   LT_CHECK(ctx, lt_ckpt_add_params(r->ck, r->model->theta));
   LT_CHECK(ctx, lt_ckpt_add_optim(r->ck, r->trainer->opt));
   LT_CHECK(ctx, lt_ckpt_add_rng(r->ck, "ctx", &ctx->rng));
-  LT_CHECK(ctx, lt_ckpt_add_rng(r->ck, "shuffle", &r->batcher->rng));
+  /* the batchers' shuffles are functions of (seed, rank, epoch): lt_batcher_seek */
+  LT_CHECK(ctx, lt_strategy_ckpt_add(r->strat, r->ck, r->ntasks));
+  if (r->neval) {
+    size_t T = (size_t)r->neval;
+    LT_CHECK(ctx, lt_ckpt_add_replicated(r->ck, "/cl/acc", LT_CKPT_F64, r->R, T * T));
+    LT_CHECK(ctx, lt_ckpt_add_replicated(r->ck, "/cl/acc_task_il", LT_CKPT_F64, r->Rtil, T * T));
+    LT_CHECK(ctx, lt_ckpt_add_replicated(r->ck, "/cl/acc_init", LT_CKPT_F64, r->acc_init, T));
+  }
   if (!r->resume) return LT_OK;
 
   lt_ckpt_report rep;
   LT_CHECK(ctx, lt_ckpt_read(r->ck, r->resume, &r->cur, &rep));
+  LT_CHECK(ctx, lt_strategy_ckpt_restore(r->strat, rep.per_rank_restored));
   lt_optim_set_steps(r->trainer->opt, r->cur.optim_steps);
   r->last_snapshot = r->cur.global_step;
   lt_log(ctx, LT_LOG_INFO,
@@ -387,8 +481,10 @@ static lt_status setup_metrics(lt_ctx *ctx, train_run *r, const lt_blas_info *bl
              path, r->cur.global_step);
     }
   }
-  LT_CHECK(ctx, lt_metrics_open(ctx, path, &mi, keep_steps, keep_epochs,
-                                r->batcher->steps_per_epoch, &r->metrics));
+  long most = 1;
+  for (int t = 0; t < r->ntasks; t++)
+    if (r->batchers[t]->steps_per_epoch > most) most = r->batchers[t]->steps_per_epoch;
+  LT_CHECK(ctx, lt_metrics_open(ctx, path, &mi, keep_steps, keep_epochs, most, &r->metrics));
   return LT_OK;
 }
 
@@ -406,9 +502,18 @@ static void log_setup(const lt_ctx *ctx, const train_run *r, const lt_blas_info 
     o += (size_t)snprintf(arch + o, sizeof(arch) - o, "-%d", m->layer[l].out);
   lt_log(ctx, LT_LOG_INFO, "model  MLP %s (%s), %zu parameters\n", arch,
          lt_act_name(m->layer[0].act), m->n);
+  if (r->sc) {
+    const lt_deck *d = &r->deck;
+    lt_log(ctx, LT_LOG_INFO,
+           "cl     %s, %d tasks (%s)%s; penalty %s, replay %s, refresh %s\n",
+           lt_scenario_kind_name(r->sc->kind), r->neval, lt_cl_setting_name(r->sc->setting),
+           d->cl_joint ? ", trained jointly" : "", lt_penalty_name((lt_penalty_kind)d->cl_penalty),
+           lt_replay_name((lt_replay_kind)d->cl_replay), lt_refresh_name((lt_refresh_kind)d->refresh));
+  }
   lt_log(ctx, LT_LOG_INFO,
-         "train  %d epochs x %ld steps, global batch %d (%d per rank at most), %s\n",
-         r->deck.epochs, r->batcher->steps_per_epoch, r->deck.batch_size,
+         "train  %d task(s) x %d epochs, %ld steps in all, global batch %d (%d per rank at most), "
+         "%s\n",
+         r->ntasks, r->deck.epochs, r->total_steps, r->deck.batch_size,
          lt_local_batch(r->deck.batch_size, 0, ctx->size),
          r->deck.dist == LT_DIST_SHARDED ? "sharded state (reduce-scatter + allgather)"
                                          : "allreduce");
@@ -461,20 +566,81 @@ static lt_status snapshot(lt_ctx *ctx, train_run *r, const char *why) {
   return LT_OK;
 }
 
-/* The run from r->cur on. A snapshot due at a step boundary (every_steps,
- * every_seconds, a stop signal) is written there, except at the last step of an
- * epoch, where it waits until the epoch's evaluation and metrics row are done
- * (so every snapshot either lies inside an epoch or between two). */
+/* Accuracies of every task after training task `row` (or before any, row < 0:
+ * the untrained model's class-IL accuracies into acc_init). Collective. */
+static lt_status evaluate_tasks(lt_ctx *ctx, train_run *r, int row) {
+  int T = r->neval;
+  for (int j = 0; j < T; j++) {
+    const lt_task *tk = &r->sc->tasks[j];
+    double acc, loss, acc_til, loss_til;
+    LT_CHECK(ctx, lt_evaluate(ctx, r->model, tk->test, NULL, &acc, &loss));
+    if (row < 0) {
+      r->acc_init[j] = acc;
+      continue;
+    }
+    LT_CHECK(ctx, lt_evaluate(ctx, r->model, tk->test, tk->mask, &acc_til, &loss_til));
+    r->R[(size_t)row * (size_t)T + (size_t)j] = acc;
+    r->Rtil[(size_t)row * (size_t)T + (size_t)j] = acc_til;
+  }
+  return LT_OK;
+}
+
+/* After the last epoch of task t: the strategy's task end, every task's accuracy,
+ * the CL metrics. With [cl] joint the one training phase fills every row. */
+static lt_status finish_task(lt_ctx *ctx, train_run *r, int t) {
+  LT_CHECK(ctx, lt_strategy_end_task(r->strat, t, r->task_train[t]));
+  if (!r->sc) return LT_OK;
+  int T = r->neval;
+  lt_timer_start(ctx, "evaluate");
+  LT_CHECK(ctx, evaluate_tasks(ctx, r, t));
+  lt_timer_stop(ctx, "evaluate");
+  int k = t + 1;
+  if (r->ntasks == 1 && T > 1) { /* joint: the upper bound after "every" task */
+    for (int i = 1; i < T; i++) {
+      memcpy(r->R + (size_t)i * (size_t)T, r->R, (size_t)T * sizeof(double));
+      memcpy(r->Rtil + (size_t)i * (size_t)T, r->Rtil, (size_t)T * sizeof(double));
+    }
+    k = T;
+  }
+  LT_CHECK(ctx, lt_metrics_cl(r->metrics, T, k, r->R, r->Rtil, r->acc_init));
+  LT_CHECK(ctx, lt_metrics_flush(r->metrics));
+  lt_cl_summary cs = lt_cl_summarize(T, k, r->R, r->acc_init);
+  lt_cl_summary ct = lt_cl_summarize(T, k, r->Rtil, NULL);
+  char accs[512];
+  size_t o = 0;
+  for (int j = 0; j < T && o < sizeof(accs); j++)
+    o += (size_t)snprintf(accs + o, sizeof(accs) - o, " %.3f", r->R[(size_t)(k - 1) * (size_t)T + (size_t)j]);
+  lt_log(ctx, LT_LOG_INFO,
+         "task %3d/%d done: accuracy per task%s | class-IL ACC %.4f BWT %+.4f forgetting %.4f | "
+         "task-IL ACC %.4f\n",
+         k, T, accs, cs.acc, cs.bwt, cs.forgetting, ct.acc);
+  return LT_OK;
+}
+
+/* The run from r->cur on: tasks, their epochs and steps. A snapshot due at a step
+ * boundary (every_steps, every_seconds, a stop signal) is written there, except at
+ * the last step of an epoch, where it waits until the epoch's evaluation and
+ * metrics row (and, at a task's last epoch, the task's end) are done. The cursor's
+ * epoch counts epochs over all tasks; task t owns epochs [t E, (t+1) E). */
 static lt_status train_loop(lt_ctx *ctx, train_run *r, const lt_blas_info *blas) {
   const lt_deck *d = &r->deck;
-  lt_batcher *b = r->batcher;
   lt_ckpt_cursor *c = &r->cur;
+  const long E = d->epochs;
   progress prog = {.mode = d->progress == 0 ? auto_progress(ctx) : d->progress};
   long total = r->total_steps;
   double rate = c->train_time > 0 ? (double)c->samples / c->train_time : 0.0;
   double run_start = lt_wtime();
   r->last_snapshot_time = run_start;
-  while (c->epoch < d->epochs && c->global_step < total && !r->stop_signal) {
+  if (r->sc && c->global_step == 0 && c->epoch == 0 && c->step == 0)
+    LT_CHECK(ctx, evaluate_tasks(ctx, r, -1)); /* the untrained model, for FWT */
+  while (c->task < r->ntasks && c->global_step < total && !r->stop_signal) {
+    int t = (int)c->task;
+    lt_batcher *b = r->batchers[t];
+    const uint8_t *mask = r->sc ? lt_scenario_train_mask(r->sc, t) : NULL;
+    /* the epoch's test: the task's own (joint and plain runs: the whole test split) */
+    const lt_dataset *test = r->sc && r->ntasks > 1 ? r->sc->tasks[t].test : r->test;
+    if (c->epoch == t * E && c->step == 0) /* not when resuming inside the task */
+      LT_CHECK(ctx, lt_strategy_begin_task(r->strat, t, r->task_train[t]));
     long e = c->epoch;
     lt_batcher_seek(b, e, c->step);
     double ep_start = lt_wtime() - c->epoch_time;
@@ -484,13 +650,19 @@ static lt_status train_loop(lt_ctx *ctx, train_run *r, const lt_blas_info *blas)
       int rows = lt_batcher_next(b);
       double lr = lt_optim_current_lr(r->trainer->opt);
       lt_step_stats stt;
-      LT_CHECK(ctx, lt_trainer_step(r->trainer, b->xb, b->yb, rows, d->batch_size, NULL, &stt));
+      LT_CHECK(ctx, lt_strategy_step(r->strat, b->xb, b->yb, rows, d->batch_size, mask, &stt));
       double dt = lt_wtime() - t0;
-      if (!isfinite(stt.loss))
+      if (!isfinite(stt.loss) || !isfinite(stt.total))
         LT_ERROR(ctx, LT_ERR_NUM,
-                 "training diverged: loss is %g at epoch %ld step %ld (try a smaller [optim] lr "
-                 "than %g)",
-                 stt.loss, e + 1, c->step + 1, d->lr);
+                 "training diverged: the loss is %g (total with the strategy's terms %g) at task "
+                 "%d epoch %ld step %ld (global step %ld), penalty %s, replay %s, refresh %s. "
+                 "Likely cause: a step too large for the penalty's stiffness (with SGD, "
+                 "lr * lambda * max F above about 2) or for the data: lower [optim] lr = %g or "
+                 "[cl] ewc_lambda / si_c. Nothing was written after the last snapshot.",
+                 stt.loss, stt.total, t + 1, e - t * E + 1, c->step + 1, c->global_step + 1,
+                 lt_penalty_name((lt_penalty_kind)d->cl_penalty),
+                 lt_replay_name((lt_replay_kind)d->cl_replay),
+                 lt_refresh_name((lt_refresh_kind)d->refresh), d->lr);
       LT_CHECK(ctx, lt_metrics_step(r->metrics, stt.loss, lr, dt));
       c->step++;
       c->global_step++;
@@ -501,13 +673,13 @@ static lt_status train_loop(lt_ctx *ctx, train_run *r, const lt_blas_info *blas)
       c->epoch_rows += stt.rows;
       rate = (double)c->samples / c->train_time;
       double eta = (double)(total - c->global_step) * (c->train_time / (double)c->global_step);
-      progress_show(ctx, &prog, 0, (int)e + 1, d->epochs, c->step, b->steps_per_epoch,
+      progress_show(ctx, &prog, 0, (int)(e - t * E) + 1, d->epochs, c->step, b->steps_per_epoch,
                     c->epoch_loss_sum / (double)c->epoch_rows, rate, eta);
 
-      int s = 0, t = 0;
-      LT_CHECK(ctx, boundary(ctx, r, &s, &t));
+      int s = 0, tm = 0;
+      LT_CHECK(ctx, boundary(ctx, r, &s, &tm));
       sig = sig ? sig : s;
-      timed |= t;
+      timed |= tm;
       due_steps = d->ckpt_every_steps > 0 && c->global_step % d->ckpt_every_steps == 0;
       if (c->step >= b->steps_per_epoch || c->global_step >= total) break; /* epoch ends */
       if (sig || timed || due_steps) {
@@ -526,11 +698,14 @@ static lt_status train_loop(lt_ctx *ctx, train_run *r, const lt_blas_info *blas)
     if (r->stop_signal) break;
     progress_clear(ctx, &prog);
     double ep_time = lt_wtime() - ep_start;
-    int finished = (e + 1 >= d->epochs) || c->global_step >= total;
+    int task_done = (e + 1 >= (t + 1) * E) || c->global_step >= total;
+    int finished = (task_done && t + 1 >= r->ntasks) || c->global_step >= total;
     double eacc = NAN, eloss = NAN;
-    if (finished || (d->eval_every > 0 && (e + 1) % d->eval_every == 0)) {
+    if (task_done || (d->eval_every > 0 && (e - t * E + 1) % d->eval_every == 0)) {
       lt_timer_start(ctx, "evaluate");
-      LT_CHECK(ctx, lt_evaluate(ctx, r->model, r->test, NULL, &eacc, &eloss));
+      LT_CHECK(ctx, lt_evaluate(ctx, r->model, test, r->sc && r->sc->setting == LT_CL_TASK_IL
+                                                          ? r->sc->tasks[t].mask : NULL,
+                                &eacc, &eloss));
       lt_timer_stop(ctx, "evaluate");
       c->test_acc = eacc;
       c->test_loss = eloss;
@@ -542,9 +717,11 @@ static lt_status train_loop(lt_ctx *ctx, train_run *r, const lt_blas_info *blas)
                                [LT_EP_TEST_ACC] = eacc,
                                [LT_EP_SAMPLES_PER_S] = (double)c->epoch_rows / ep_time,
                                [LT_EP_TIME] = ep_time};
+    char task_txt[32] = "";
+    if (r->ntasks > 1) snprintf(task_txt, sizeof(task_txt), "task %d ", t + 1);
     lt_log(ctx, LT_LOG_INFO,
-           "epoch %3ld  train loss %.4f acc %.4f  test loss %.4f acc %.4f  %.0f samples/s  %.1f s\n",
-           e + 1, row[LT_EP_TRAIN_LOSS], row[LT_EP_TRAIN_ACC], eloss, eacc,
+           "%sepoch %3ld  train loss %.4f acc %.4f  test loss %.4f acc %.4f  %.0f samples/s  %.1f s\n",
+           task_txt, e - t * E + 1, row[LT_EP_TRAIN_LOSS], row[LT_EP_TRAIN_ACC], eloss, eacc,
            row[LT_EP_SAMPLES_PER_S], ep_time);
     LT_CHECK(ctx, lt_metrics_epoch(r->metrics, row));
     LT_CHECK(ctx, lt_metrics_summary(r->metrics, "test_acc", c->test_acc));
@@ -559,14 +736,18 @@ static lt_status train_loop(lt_ctx *ctx, train_run *r, const lt_blas_info *blas)
     c->epoch_loss_sum = 0.0;
     c->epoch_correct = c->epoch_rows = 0;
     c->epoch_time = 0.0;
+    if (task_done) {
+      LT_CHECK(ctx, finish_task(ctx, r, t));
+      c->task = t + 1;
+      c->epoch = (t + 1) * E; /* a max_steps cut ends the task early */
+    }
     int due_epoch = d->ckpt_every_epochs > 0 && (e + 1) % d->ckpt_every_epochs == 0;
+    int at_end = task_done && d->ckpt_at_task_end;
     const char *why = sig ? signal_name(sig)
-                          : (finished && d->ckpt_at_task_end ? "end of task"
-                                                             : (due_epoch ? "every_epochs"
-                                                                          : (timed ? "every_seconds"
-                                                                                   : "every_steps")));
-    if (sig || timed || due_steps || due_epoch || (finished && d->ckpt_at_task_end))
-      LT_CHECK(ctx, snapshot(ctx, r, why));
+                          : (at_end ? "end of task"
+                                    : (due_epoch ? "every_epochs"
+                                                 : (timed ? "every_seconds" : "every_steps")));
+    if (sig || timed || due_steps || due_epoch || at_end) LT_CHECK(ctx, snapshot(ctx, r, why));
     if (sig && !finished) r->stop_signal = sig; /* a finished run exits 0 */
   }
   double wall = lt_wtime() - run_start;
@@ -576,11 +757,22 @@ static lt_status train_loop(lt_ctx *ctx, train_run *r, const lt_blas_info *blas)
   LT_CHECK(ctx, lt_ckpt_hash(r->ck, &th, &sh));
   if (r->stop_signal) {
     lt_log(ctx, LT_LOG_INFO,
-           "stop   %s at epoch %ld step %ld (global step %ld): snapshot written, exit %d; "
+           "stop   %s at task %ld epoch %ld step %ld (global step %ld): snapshot written, exit %d; "
            "continue with --resume %s  theta %016llx state %016llx\n",
-           signal_name(r->stop_signal), c->epoch + 1, c->step, c->global_step,
-           LT_EXIT_CHECKPOINTED, d->out, (unsigned long long)th, (unsigned long long)sh);
+           signal_name(r->stop_signal), c->task + 1, c->epoch - c->task * E + 1, c->step,
+           c->global_step, LT_EXIT_CHECKPOINTED, d->out, (unsigned long long)th,
+           (unsigned long long)sh);
     return LT_OK;
+  }
+  if (r->sc) {
+    int k = r->ntasks == 1 ? r->neval : (int)c->task;
+    lt_cl_summary cs = lt_cl_summarize(r->neval, k, r->R, r->acc_init);
+    lt_cl_summary ct = lt_cl_summarize(r->neval, k, r->Rtil, NULL);
+    lt_log(ctx, LT_LOG_INFO,
+           "cl     class-IL ACC %.4f BWT %+.4f FWT %+.4f forgetting %.4f | task-IL ACC %.4f BWT "
+           "%+.4f forgetting %.4f | strategy state %.1f KB per rank\n",
+           cs.acc, cs.bwt, cs.fwt, cs.forgetting, ct.acc, ct.bwt, ct.forgetting,
+           (double)lt_strategy_bytes(r->strat) / 1024.0);
   }
   lt_log(ctx, LT_LOG_INFO,
          "done   test accuracy %.4f  test loss %.4f  training throughput %.0f samples/s "

@@ -11,22 +11,26 @@
 
 #include <ini.h>
 
-typedef enum { K_INT, K_LONG, K_REAL, K_BOOL, K_STR, K_PATH, K_ENUM, K_INTLIST } key_type;
+typedef enum { K_INT, K_LONG, K_REAL, K_BOOL, K_STR, K_PATH, K_ENUM, K_INTLIST, K_REALLIST } key_type;
 
 typedef struct {
   const char *section, *key;
   key_type type;
   const char *def;     /* default as text (NULL: required) */
   double min, max;     /* numeric range */
-  int min_open;        /* 1: value must be > min */
+  int min_open;        /* 1: (min, max]; 2: [min, max); 0: [min, max] */
   const char *choices; /* K_ENUM: "a|b|c" (index stored as int) */
   size_t off;          /* offset of the field in lt_deck */
   const char *doc;
+  size_t count_off;    /* lists: offset of the int holding the entry count */
 } key_spec;
 
 #define F(field) offsetof(lt_deck, field)
 #define BIG 1e300
 
+/* count_off is given only for list keys; the others leave it 0 */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 static const key_spec keys[] = {
     {"data", "path", K_PATH, NULL, 0, 0, 0, NULL, F(data_path),
      "dataset HDF5 file (layout of `lethe data info`; make one with `lethe data import-idx`)"},
@@ -36,7 +40,7 @@ static const key_spec keys[] = {
      "subtract the training set's mean and divide by its standard deviation"},
 
     {"model", "hidden", K_INTLIST, "256", 1, 1 << 20, 0, NULL, F(hidden),
-     "hidden layer widths of the MLP, comma-separated (empty: linear model)"},
+     "hidden layer widths of the MLP, comma-separated (empty: linear model)", F(nhidden)},
     {"model", "activation", K_ENUM, "relu", 0, 0, 0, "relu|tanh|gelu", F(activation),
      "activation after every hidden layer"},
     {"model", "init", K_ENUM, "kaiming", 0, 0, 0, "kaiming|xavier", F(init),
@@ -45,14 +49,14 @@ static const key_spec keys[] = {
     {"optim", "kind", K_ENUM, "sgd", 0, 0, 0, "sgd|adam|adamw", F(optim_kind),
      "optimizer (adamw: decoupled weight decay)"},
     {"optim", "lr", K_REAL, "0.05", 0, 10, 1, NULL, F(lr), "base learning rate"},
-    {"optim", "momentum", K_REAL, "0.9", 0, 1, 0, NULL, F(momentum),
+    {"optim", "momentum", K_REAL, "0.9", 0, 1, 2, NULL, F(momentum),
      "SGD momentum, in [0, 1)"},
     {"optim", "nesterov", K_BOOL, "false", 0, 0, 0, NULL, F(nesterov),
      "SGD: Nesterov momentum (needs momentum > 0)"},
     {"optim", "weight_decay", K_REAL, "0", 0, 10, 0, NULL, F(weight_decay),
      "L2 penalty (sgd, adam) or decoupled decay (adamw)"},
-    {"optim", "beta1", K_REAL, "0.9", 0, 1, 0, NULL, F(beta1), "Adam first-moment decay, in [0, 1)"},
-    {"optim", "beta2", K_REAL, "0.999", 0, 1, 0, NULL, F(beta2),
+    {"optim", "beta1", K_REAL, "0.9", 0, 1, 2, NULL, F(beta1), "Adam first-moment decay, in [0, 1)"},
+    {"optim", "beta2", K_REAL, "0.999", 0, 1, 2, NULL, F(beta2),
      "Adam second-moment decay, in [0, 1)"},
     {"optim", "eps", K_REAL, "1e-8", 0, 1, 1, NULL, F(eps), "Adam denominator epsilon"},
     {"optim", "batch_size", K_INT, "128", 1, 1 << 20, 0, NULL, F(batch_size),
@@ -93,6 +97,64 @@ static const key_spec keys[] = {
     {"checkpoint", "keep", K_INT, "2", 0, 1e6, 0, NULL, F(ckpt_keep),
      "snapshots kept in RUN_DIR/ckpt, newest first (0: keep all)"},
 
+    {"scenario", "kind", K_ENUM, "none", 0, 0, 0, "none|joint|split|permuted|rotated", F(scen_kind),
+     "continual-learning scenario: none (plain training), split (classes into tasks), permuted "
+     "(pixel permutation per task), rotated (angle per task), joint (one task of all data)"},
+    {"scenario", "tasks", K_INT, "5", 1, 1000, 0, NULL, F(scen_tasks), "number of tasks T"},
+    {"scenario", "setting", K_ENUM, "class", 0, 0, 0, "class|task", F(scen_setting),
+     "split: class-incremental (one head) or task-incremental (logits masked to the task's "
+     "classes in training and evaluation)"},
+    {"scenario", "class_order", K_INTLIST, "", 0, 1 << 20, 0, NULL, F(class_order),
+     "split: the order classes go to tasks, a permutation of 0..K-1 (empty: natural order)",
+     F(nclass_order)},
+    {"scenario", "shuffle_classes", K_BOOL, "false", 0, 0, 0, NULL, F(shuffle_classes),
+     "split: seeded shuffle of the class order ([run] seed)"},
+    {"scenario", "first_identity", K_BOOL, "true", 0, 0, 0, NULL, F(first_identity),
+     "permuted: task 1 sees the original images"},
+    {"scenario", "angles", K_REALLIST, "0,30,60,90,120", -3600, 3600, 0, NULL, F(angles),
+     "rotated: one angle in degrees per task (counter-clockwise)", F(nangles)},
+
+    {"cl", "penalty", K_ENUM, "none", 0, 0, 0, "none|ewc|online_ewc|si", F(cl_penalty),
+     "parameter-space term: EWC (one Fisher per past task), online EWC, SI"},
+    {"cl", "replay", K_ENUM, "none", 0, 0, 0, "none|er|der|derpp", F(cl_replay),
+     "output-space term: experience replay, DER (logits), DER++ (logits + labels)"},
+    {"cl", "joint", K_BOOL, "false", 0, 0, 0, NULL, F(cl_joint),
+     "train once on all tasks' data together (the upper bound), then evaluate every task"},
+    {"cl", "ewc_lambda", K_REAL, "100", 0, 1e9, 0, NULL, F(ewc_lambda),
+     "EWC / online EWC strength lambda: (lambda/2) sum F (theta - theta*)^2"},
+    {"cl", "ewc_gamma", K_REAL, "1", 0, 1, 0, NULL, F(ewc_gamma),
+     "online EWC decay: F <- gamma F + F_t"},
+    {"cl", "si_c", K_REAL, "1", 0, 1e9, 0, NULL, F(si_c), "SI strength c"},
+    {"cl", "si_xi", K_REAL, "0.001", 0, 1e3, 1, NULL, F(si_xi), "SI damping xi"},
+    {"cl", "fisher", K_ENUM, "sampled", 0, 0, 0, "empirical|sampled|batch_mean", F(fisher_mode),
+     "diagonal Fisher of EWC: labels from the data, drawn from the model (true Fisher), or "
+     "squared mean batch gradients"},
+    {"cl", "fisher_samples", K_LONG, "0", 0, 1e12, 0, NULL, F(fisher_samples),
+     "samples of the task for the Fisher (0: all)"},
+    {"cl", "fisher_batch", K_INT, "128", 1, 1 << 20, 0, NULL, F(fisher_batch),
+     "global batch of the Fisher computation"},
+    {"cl", "buffer_size", K_LONG, "500", 1, 1e9, 0, NULL, F(buffer_size),
+     "replay buffer size M over all ranks (reservoir sampling)"},
+    {"cl", "replay_batch", K_INT, "32", 1, 1 << 16, 0, NULL, F(replay_batch),
+     "global rows of each buffer minibatch"},
+    {"cl", "der_alpha", K_REAL, "0.3", 0, 1e6, 0, NULL, F(der_alpha),
+     "DER/DER++: alpha * ||f(x') - z'||^2 (squared error summed over classes)"},
+    {"cl", "derpp_beta", K_REAL, "0.5", 0, 1e6, 0, NULL, F(derpp_beta),
+     "DER++: beta * CE on a second buffer minibatch"},
+
+    {"refresh", "kind", K_ENUM, "off", 0, 0, 0, "off|code|paper", F(refresh),
+     "refresh learning (unlearn step before each relearn step): the authors' code form or the "
+     "paper's Langevin form"},
+    {"refresh", "delta", K_REAL, "1e-5", 0, 10, 0, NULL, F(refresh_delta), "code form: step size"},
+    {"refresh", "kappa", K_REAL, "1e-3", 0, 1e9, 0, NULL, F(refresh_kappa),
+     "code form: Fisher preconditioning 1 / (1 + kappa F)"},
+    {"refresh", "sigma", K_REAL, "1e-3", 0, 1e3, 0, NULL, F(refresh_sigma), "code form: noise scale"},
+    {"refresh", "gamma", K_REAL, "1e-6", 0, 10, 0, NULL, F(refresh_gamma), "paper form: step size"},
+    {"refresh", "damping", K_REAL, "1", 0, 1e9, 1, NULL, F(refresh_damping),
+     "paper form: Fisher damping (F + damping)"},
+    {"refresh", "every", K_INT, "1", 1, 1e6, 0, NULL, F(refresh_every), "unlearn every N steps"},
+    {"refresh", "steps", K_INT, "1", 1, 1000, 0, NULL, F(refresh_steps), "unlearn steps each time"},
+
     {"run", "seed", K_LONG, "0", 0, 9.0e15, 0, NULL, F(seed),
      "base seed of every random stream (init, shuffles, sampling)"},
     {"run", "out", K_STR, "runs/default", 0, 0, 0, NULL, F(out),
@@ -102,6 +164,7 @@ static const key_spec keys[] = {
     {"run", "progress", K_ENUM, "auto", 0, 0, 0, "auto|bar|lines|none", F(progress),
      "progress display: auto (single updating line on a terminal, plain lines otherwise)"},
 };
+#pragma GCC diagnostic pop
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
 int lt_edit_distance(const char *a, const char *b) {
@@ -147,7 +210,8 @@ static int section_exists(const char *section) {
   return 0;
 }
 
-static const char *const sections[] = {"data", "model", "optim", "train", "checkpoint", "run"};
+static const char *const sections[] = {"data",     "model", "optim",   "train", "checkpoint",
+                                       "scenario", "cl",    "refresh", "run"};
 
 /* Where a value came from, for messages. */
 typedef struct {
@@ -179,6 +243,9 @@ static void range_text(const key_spec *k, char *buf, size_t len) {
   case K_INTLIST:
     snprintf(buf, len, "comma-separated integers in [%.0f, %.0f]", k->min, k->max);
     break;
+  case K_REALLIST:
+    snprintf(buf, len, "comma-separated numbers in [%g, %g]", k->min, k->max);
+    break;
   case K_INT:
   case K_LONG:
     if (k->max >= 1e12)
@@ -187,20 +254,19 @@ static void range_text(const key_spec *k, char *buf, size_t len) {
       snprintf(buf, len, "an integer in [%.0f, %.0f]", k->min, k->max);
     break;
   case K_REAL:
-    snprintf(buf, len, "a number in %s%g, %g%s", k->min_open ? "(" : "[", k->min, k->max,
-               (k->max == 1 && k->min_open == 0 && k->min == 0) ? ")" : "]");
+    snprintf(buf, len, "a number in %s%g, %g%s", k->min_open == 1 ? "(" : "[", k->min, k->max,
+             k->min_open == 2 ? ")" : "]");
     break;
   case K_PATH: snprintf(buf, len, "the path of an existing, readable file"); break;
   case K_STR: snprintf(buf, len, "text"); break;
   }
 }
 
-/* Value within range? For real keys in [0,1) (momentum, betas) the upper end is open. */
+/* Value within range, with the ends open or closed as min_open says. */
 static int real_ok(const key_spec *k, double v) {
   if (!isfinite(v)) return 0;
-  if (k->min_open ? !(v > k->min) : !(v >= k->min)) return 0;
-  int upper_open = (k->max == 1 && k->min == 0 && !k->min_open);
-  return upper_open ? v < k->max : v <= k->max;
+  if (k->min_open == 1 ? !(v > k->min) : !(v >= k->min)) return 0;
+  return k->min_open == 2 ? v < k->max : v <= k->max;
 }
 
 static int parse_bool(const char *s, int *out) {
@@ -287,7 +353,26 @@ static lt_status set_value(parse_state *ps, const key_spec *k, const char *value
       if (n >= LT_DECK_MAXLIST) return bad_value(ps, k, value, "too many entries (at most 31)");
       list[n++] = (int)v;
     }
-    ps->deck->nhidden = n;
+    *(int *)(base + k->count_off) = n;
+    return LT_OK;
+  }
+  case K_REALLIST: {
+    double *list = (double *)field;
+    int n = 0;
+    char tmp[LT_DECK_STR];
+    snprintf(tmp, sizeof(tmp), "%s", value);
+    for (char *save = NULL, *tok = strtok_r(tmp, ", ", &save); tok;
+         tok = strtok_r(NULL, ", ", &save)) {
+      errno = 0;
+      char *end = NULL;
+      double v = strtod(tok, &end);
+      if (errno || end == tok || *end != '\0' || !isfinite(v))
+        return bad_value(ps, k, value, "not a list of numbers");
+      if (v < k->min || v > k->max) return bad_value(ps, k, value, "out of range");
+      if (n >= LT_DECK_MAXLIST) return bad_value(ps, k, value, "too many entries (at most 31)");
+      list[n++] = v;
+    }
+    *(int *)(base + k->count_off) = n;
     return LT_OK;
   }
   case K_PATH:
@@ -311,7 +396,7 @@ static lt_status apply(parse_state *ps, const char *section, const char *key, co
       }
       return lt_error_set(ps->ctx, LT_ERR_DECK, __FILE__, __LINE__, __func__,
                           "%s:%d: unknown section [%s]%s%s%s; sections are [data], [model], "
-                          "[optim], [train], [checkpoint], [run]",
+                          "[optim], [train], [checkpoint], [scenario], [cl], [refresh], [run]",
                           ps->file, ps->line, section, bestd <= 3 ? " (did you mean [" : "",
                           bestd <= 3 ? best : "", bestd <= 3 ? "]?)" : "");
     }
@@ -442,11 +527,17 @@ static void value_text(const lt_deck *d, const key_spec *k, char *buf, size_t le
     snprintf(buf, len, "%.*s", (int)cl, c ? c : "");
     break;
   }
-  case K_INTLIST: {
+  case K_INTLIST:
+  case K_REALLIST: {
     buf[0] = '\0';
     size_t o = 0;
-    for (int i = 0; i < d->nhidden && o < len; i++)
-      o += (size_t)snprintf(buf + o, len - o, "%s%d", i ? "," : "", d->hidden[i]);
+    int n = *(const int *)((const char *)d + k->count_off);
+    for (int i = 0; i < n && o < len; i++) {
+      if (k->type == K_INTLIST)
+        o += (size_t)snprintf(buf + o, len - o, "%s%d", i ? "," : "", ((const int *)field)[i]);
+      else
+        o += (size_t)snprintf(buf + o, len - o, "%s%.17g", i ? "," : "", ((const double *)field)[i]);
+    }
     break;
   }
   }
