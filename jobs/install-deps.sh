@@ -6,6 +6,7 @@ pkgs=(build-essential cmake pkg-config git
       libhdf5-openmpi-dev hdf5-tools libinih-dev libcmocka-dev zlib1g-dev
       dataset-fashion-mnist python3 python3-numpy python3-h5py python3-matplotlib)
 [ "${LETHE_WITH_TORCH:-0}" = 1 ] && pkgs+=(python3-torch)
+[ "${LETHE_WITH_SLURM:-0}" = 1 ] && pkgs+=(slurmctld slurmd slurm-client munge)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
