@@ -86,7 +86,8 @@ field() {
 quiet_wait() {
   local max=${LETHE_BENCH_WAIT_QUIET:-0} waited=0 calm=0 r
   while [ "$waited" -lt "$max" ] && [ $calm -lt 3 ]; do
-    r=$(cut -d' ' -f4 /proc/loadavg | cut -d/ -f1)
+    read -r _ _ _ r _ < /proc/loadavg # a builtin: no process of ours counts but this shell
+    r=${r%/*}
     if [ "$r" -le 1 ]; then calm=$((calm + 1)); else calm=0; fi
     sleep 1
     waited=$((waited + 1))
