@@ -552,6 +552,7 @@ static lt_status snapshot(lt_ctx *ctx, train_run *r, const char *why) {
   if (r->cur.global_step == r->last_snapshot) return LT_OK;
   lt_timer_start(ctx, "checkpoint");
   r->cur.optim_steps = lt_optim_steps(r->trainer->opt);
+  lt_strategy_ckpt_prepare(r->strat);
   lt_ckpt_report rep;
   LT_CHECK(ctx, lt_ckpt_write(r->ck, r->ckpt_dir, r->deck.ckpt_keep, &r->cur, &rep));
   lt_timer_stop(ctx, "checkpoint");
