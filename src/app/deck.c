@@ -93,7 +93,7 @@ static const key_spec keys[] = {
     {"checkpoint", "every_seconds", K_REAL, "0", 0, 1e6, 0, NULL, F(ckpt_every_seconds),
      "write a snapshot when N seconds passed since the last one, on rank 0's clock (0: off)"},
     {"checkpoint", "at_task_end", K_BOOL, "true", 0, 0, 0, NULL, F(ckpt_at_task_end),
-     "write a snapshot at the end of every task (the run has one task until continual learning)"},
+     "write a snapshot at the end of every task (a run without [scenario] is one task)"},
     {"checkpoint", "keep", K_INT, "2", 0, 1e6, 0, NULL, F(ckpt_keep),
      "snapshots kept in RUN_DIR/ckpt, newest first (0: keep all)"},
 
