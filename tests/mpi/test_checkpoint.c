@@ -54,31 +54,8 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n) {
 
 /* ------------------------------------------------------------ checks */
 
-typedef struct {
-  int bad;
-  char msg[512];
-} checker;
-
-static void fail_at(checker *c, const char *fmt, ...) LT_PRINTF(2, 3);
-static void fail_at(checker *c, const char *fmt, ...) {
-  if (c->bad) return;
-  c->bad = 1;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(c->msg, sizeof(c->msg), fmt, ap);
-  va_end(ap);
-}
-
-static void agree(MPI_Comm comm, checker *c) {
-  int any = 0, rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Allreduce(&c->bad, &any, 1, MPI_INT, MPI_MAX, comm);
-  if (c->bad) fprintf(stderr, "[rank %d] %s\n", rank, c->msg);
-  if (any) fail_msg("a check failed on some rank (see stderr): %s", c->bad ? c->msg : "");
-}
-
-static void status_ok(checker *c, lt_ctx *ctx, lt_status st, const char *what) {
-  if (st != LT_OK) fail_at(c, "%s failed: %s", what, ctx->errmsg);
+static void status_ok(lt_test_checker *c, lt_ctx *ctx, lt_status st, const char *what) {
+  if (st != LT_OK) lt_test_fail_at(c, "%s failed: %s", what, ctx->errmsg);
 }
 
 /* ------------------------------------------------------------ a run's state */
@@ -145,34 +122,35 @@ static lt_ckpt_cursor sample_cursor(void) {
 
 /* The restored state equals the closed forms on this rank's layout; rng_kept: the
  * per-rank stream must be the written one (same rank count) or untouched. */
-static void check_state(checker *c, const state *s, int written_ranks) {
+static void check_state(lt_test_checker *c, const state *s, int written_ranks) {
   const size_t n = s->m->n, lo = s->sh.lo, own = s->sh.hi - s->sh.lo;
   for (size_t i = 0; i < s->m->n_pad && !c->bad; i++) {
     float want = i < n ? val(0, i) : 0.0f;
     if (memcmp(&s->m->theta[i], &want, sizeof(float)) != 0)
-      fail_at(c, "theta[%zu] = %.9g, expected %.9g (n = %zu)", i, (double)s->m->theta[i],
-              (double)want, n);
+      lt_test_fail_at(c, "theta[%zu] = %.9g, expected %.9g (n = %zu)", i, (double)s->m->theta[i],
+                      (double)want, n);
   }
   for (int k = 0; k < NSTATE && !c->bad; k++) {
     const float *st = lt_optim_state(s->opt, k);
     for (size_t j = 0; j < own && !c->bad; j++) {
       float want = lo + j < n ? val(1 + k, lo + j) : 0.0f;
       if (memcmp(&st[j], &want, sizeof(float)) != 0)
-        fail_at(c, "state %d element %zu (global %zu) = %.9g, expected %.9g", k, j, lo + j,
-                (double)st[j], (double)want);
+        lt_test_fail_at(c, "state %d element %zu (global %zu) = %.9g, expected %.9g", k, j, lo + j,
+                        (double)st[j], (double)want);
     }
   }
   for (int k = 0; k < NREP && !c->bad; k++)
-    if (s->table[k] != rep_val(k)) fail_at(c, "table[%d] = %g, expected %g", k, s->table[k], rep_val(k));
+    if (s->table[k] != rep_val(k))
+      lt_test_fail_at(c, "table[%d] = %g, expected %g", k, s->table[k], rep_val(k));
   int same = written_ranks == s->ctx->size;
   uint64_t key = same ? 1000u + (uint64_t)s->ctx->rank : 777u, ctr = same ? 3u * (uint64_t)s->ctx->rank : 5u;
   if (!c->bad && (s->rng.key != key || s->rng.ctr != ctr))
-    fail_at(c, "rng (%llu, %llu), expected (%llu, %llu) (written at %d ranks, read at %d)",
-            (unsigned long long)s->rng.key, (unsigned long long)s->rng.ctr,
-            (unsigned long long)key, (unsigned long long)ctr, written_ranks, s->ctx->size);
+    lt_test_fail_at(c, "rng (%llu, %llu), expected (%llu, %llu) (written at %d ranks, read at %d)",
+                    (unsigned long long)s->rng.key, (unsigned long long)s->rng.ctr,
+                    (unsigned long long)key, (unsigned long long)ctr, written_ranks, s->ctx->size);
 }
 
-static void check_cursor(checker *c, const lt_ckpt_cursor *a) {
+static void check_cursor(lt_test_checker *c, const lt_ckpt_cursor *a) {
   lt_ckpt_cursor b = sample_cursor();
   if (a->task != b.task || a->epoch != b.epoch || a->step != b.step ||
       a->global_step != b.global_step || a->samples != b.samples ||
@@ -180,8 +158,8 @@ static void check_cursor(checker *c, const lt_ckpt_cursor *a) {
       a->epoch_correct != b.epoch_correct || a->epoch_rows != b.epoch_rows ||
       a->epoch_time != b.epoch_time || a->train_time != b.train_time || !isnan(a->test_acc) ||
       a->test_loss != b.test_loss)
-    fail_at(c, "cursor differs: epoch %ld step %ld global %ld loss sum %.17g", a->epoch, a->step,
-            a->global_step, a->epoch_loss_sum);
+    lt_test_fail_at(c, "cursor differs: epoch %ld step %ld global %ld loss sum %.17g", a->epoch,
+                    a->step, a->global_step, a->epoch_loss_sum);
 }
 
 /* Hashes from the definitions (checkpoint.h) over the closed forms at Q ranks. */
@@ -208,25 +186,6 @@ static void expected_hashes(size_t n, size_t n_pad, int Q, uint64_t *th, uint64_
 
 static char dir[512];
 
-static void setup_dir(const char *name) {
-  lt_test_tmpdir(dir, sizeof(dir), name);
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  if (rank == 0) mkdir(dir, 0775);
-  MPI_Barrier(MPI_COMM_WORLD);
-}
-
-static void remove_tree(const char *d) {
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Barrier(MPI_COMM_WORLD);
-  if (rank == 0) {
-    char cmd[1200];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d);
-    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", d);
-  }
-}
-
 /* ------------------------------------------------------------ tests */
 
 static void test_fnv_vectors(void **unused) {
@@ -244,35 +203,36 @@ static void test_roundtrip(void **unused) {
   (void)unused;
   lt_ctx *ctx = lt_test_ctx();
   assert_non_null(ctx);
-  setup_dir("ckpt-roundtrip");
-  checker c = {0, ""};
+  (void)lt_test_mkdir(dir, sizeof(dir), "ckpt-roundtrip");
+  lt_test_checker c = {0};
   state w, r;
   status_ok(&c, ctx, build(ctx, hidden_ab, 2, 1, &w), "build (writer)");
-  agree(ctx->comm, &c);
+  lt_test_agree(ctx->comm, &c);
   lt_ckpt_cursor cur = sample_cursor(), got;
   lt_ckpt_report wrep, rrep;
   status_ok(&c, ctx, lt_ckpt_write(w.ck, dir, 0, &cur, &wrep), "write");
-  agree(ctx->comm, &c);
+  lt_test_agree(ctx->comm, &c);
   status_ok(&c, ctx, build(ctx, hidden_ab, 2, 0, &r), "build (reader)");
-  agree(ctx->comm, &c);
+  lt_test_agree(ctx->comm, &c);
   memset(&got, 0, sizeof(got));
   status_ok(&c, ctx, lt_ckpt_read(r.ck, dir, &got, &rrep), "read via LATEST"); /* a directory */
-  agree(ctx->comm, &c);
+  lt_test_agree(ctx->comm, &c);
   check_state(&c, &r, ctx->size);
   check_cursor(&c, &got);
   char want_path[700];
   snprintf(want_path, sizeof(want_path), "%s/step-00000057.h5", dir);
   if (strcmp(rrep.path, want_path) != 0 || strcmp(wrep.path, want_path) != 0)
-    fail_at(&c, "paths '%s' / '%s', expected '%s'", wrep.path, rrep.path, want_path);
+    lt_test_fail_at(&c, "paths '%s' / '%s', expected '%s'", wrep.path, rrep.path, want_path);
   uint64_t th, sh;
   expected_hashes(w.m->n, w.m->n_pad, ctx->size, &th, &sh);
   if (wrep.theta_hash != th || rrep.theta_hash != th || wrep.state_hash != sh ||
       rrep.state_hash != sh)
-    fail_at(&c, "hashes written %016llx/%016llx, read %016llx/%016llx, expected %016llx/%016llx",
-            (unsigned long long)wrep.theta_hash, (unsigned long long)wrep.state_hash,
-            (unsigned long long)rrep.theta_hash, (unsigned long long)rrep.state_hash,
-            (unsigned long long)th, (unsigned long long)sh);
-  if (rrep.file_ranks != ctx->size) fail_at(&c, "file_ranks %d", rrep.file_ranks);
+    lt_test_fail_at(
+        &c, "hashes written %016llx/%016llx, read %016llx/%016llx, expected %016llx/%016llx",
+        (unsigned long long)wrep.theta_hash, (unsigned long long)wrep.state_hash,
+        (unsigned long long)rrep.theta_hash, (unsigned long long)rrep.state_hash,
+        (unsigned long long)th, (unsigned long long)sh);
+  if (rrep.file_ranks != ctx->size) lt_test_fail_at(&c, "file_ranks %d", rrep.file_ranks);
   /* the file as h5py would see it: /model/theta has exactly n elements */
   if (ctx->rank == 0 && !c.bad) {
     hid_t f = H5Fopen(want_path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -281,19 +241,19 @@ static void test_roundtrip(void **unused) {
     hssize_t npts = H5Sget_simple_extent_npoints(sp);
     float *all = malloc(w.m->n * sizeof(float));
     H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, all);
-    if (npts != (hssize_t)w.m->n) fail_at(&c, "/model/theta has %lld elements, n = %zu",
-                                          (long long)npts, w.m->n);
+    if (npts != (hssize_t)w.m->n)
+      lt_test_fail_at(&c, "/model/theta has %lld elements, n = %zu", (long long)npts, w.m->n);
     for (size_t i = 0; i < w.m->n && !c.bad; i++)
-      if (all[i] != val(0, i)) fail_at(&c, "file theta[%zu] differs", i);
+      if (all[i] != val(0, i)) lt_test_fail_at(&c, "file theta[%zu] differs", i);
     free(all);
     H5Sclose(sp);
     H5Dclose(d);
     H5Fclose(f);
   }
-  agree(ctx->comm, &c);
+  lt_test_agree(ctx->comm, &c);
   destroy(&w);
   destroy(&r);
-  remove_tree(dir);
+  lt_test_rmtree(dir);
   lt_ctx_destroy(&ctx);
 }
 
@@ -302,13 +262,13 @@ static void test_reshard(void **unused) {
   (void)unused;
   lt_ctx *ctx = lt_test_ctx();
   assert_non_null(ctx);
-  setup_dir("ckpt-reshard");
-  checker c = {0, ""};
+  (void)lt_test_mkdir(dir, sizeof(dir), "ckpt-reshard");
+  lt_test_checker c = {0};
   state w;
   status_ok(&c, ctx, build(ctx, hidden_ab, 2, 1, &w), "build (writer)");
   lt_ckpt_cursor cur = sample_cursor();
   if (!c.bad) status_ok(&c, ctx, lt_ckpt_write(w.ck, dir, 0, &cur, NULL), "write");
-  agree(ctx->comm, &c);
+  lt_test_agree(ctx->comm, &c);
   const int P = ctx->size;
   int color = ctx->rank == 0 ? 0 : (P >= 3 ? 1 : MPI_UNDEFINED);
   MPI_Comm sub = MPI_COMM_NULL;
@@ -328,17 +288,18 @@ static void test_reshard(void **unused) {
       uint64_t th, sh;
       expected_hashes(r.m->n, r.m->n_pad, sctx->size, &th, &sh);
       if (rep.theta_hash != th || rep.state_hash != sh || rep.file_ranks != P)
-        fail_at(&c, "at %d ranks: hashes %016llx/%016llx, expected %016llx/%016llx; file ranks %d",
-                sctx->size, (unsigned long long)rep.theta_hash, (unsigned long long)rep.state_hash,
-                (unsigned long long)th, (unsigned long long)sh, rep.file_ranks);
+        lt_test_fail_at(
+            &c, "at %d ranks: hashes %016llx/%016llx, expected %016llx/%016llx; file ranks %d",
+            sctx->size, (unsigned long long)rep.theta_hash, (unsigned long long)rep.state_hash,
+            (unsigned long long)th, (unsigned long long)sh, rep.file_ranks);
     }
     destroy(&r);
     lt_ctx_destroy(&sctx);
     MPI_Comm_free(&sub);
   }
-  agree(MPI_COMM_WORLD, &c);
+  lt_test_agree(MPI_COMM_WORLD, &c);
   destroy(&w);
-  remove_tree(dir);
+  lt_test_rmtree(dir);
   lt_ctx_destroy(&ctx);
 }
 
@@ -349,8 +310,8 @@ static void test_per_rank(void **unused) {
   (void)unused;
   lt_ctx *ctx = lt_test_ctx();
   assert_non_null(ctx);
-  setup_dir("ckpt-per-rank");
-  checker c = {0, ""};
+  (void)lt_test_mkdir(dir, sizeof(dir), "ckpt-per-rank");
+  lt_test_checker c = {0};
   state w, r;
   int64_t mine[8], back[8];
   size_t cnt = (size_t)ctx->rank + 2; /* lengths differ between ranks */
@@ -361,7 +322,7 @@ static void test_per_rank(void **unused) {
               "add_per_rank");
   lt_ckpt_cursor cur = sample_cursor(), got;
   if (!c.bad) status_ok(&c, ctx, lt_ckpt_write(w.ck, dir, 0, &cur, NULL), "write");
-  agree(ctx->comm, &c);
+  lt_test_agree(ctx->comm, &c);
   memset(back, 0, sizeof(back));
   lt_ckpt_report rep;
   status_ok(&c, ctx, build(ctx, hidden_ab, 2, 0, &r), "build (reader)");
@@ -369,11 +330,13 @@ static void test_per_rank(void **unused) {
     status_ok(&c, ctx, lt_ckpt_add_per_rank(r.ck, "/strategy/test/buffer", LT_CKPT_I64, back, cnt),
               "add_per_rank (reader)");
   if (!c.bad) status_ok(&c, ctx, lt_ckpt_read(r.ck, dir, &got, &rep), "read");
-  if (!c.bad && !rep.per_rank_restored) fail_at(&c, "per-rank arrays not restored at the same P");
+  if (!c.bad && !rep.per_rank_restored)
+    lt_test_fail_at(&c, "per-rank arrays not restored at the same P");
   for (size_t i = 0; i < cnt && !c.bad; i++)
-    if (back[i] != mine[i]) fail_at(&c, "per-rank[%zu] = %lld, want %lld", i, (long long)back[i],
-                                    (long long)mine[i]);
-  agree(ctx->comm, &c);
+    if (back[i] != mine[i])
+      lt_test_fail_at(&c, "per-rank[%zu] = %lld, want %lld", i, (long long)back[i],
+                      (long long)mine[i]);
+  lt_test_agree(ctx->comm, &c);
   /* at another rank count (a sub-communicator of rank 0 alone, P >= 2) it is left alone */
   MPI_Comm sub = MPI_COMM_NULL;
   MPI_Comm_split(MPI_COMM_WORLD, ctx->size >= 2 && ctx->rank == 0 ? 0 : MPI_UNDEFINED, 0, &sub);
@@ -387,15 +350,15 @@ static void test_per_rank(void **unused) {
     if (st == LT_OK) st = lt_ckpt_read(q.ck, dir, &got, &rep);
     status_ok(&c, sctx, st, "read at another rank count");
     if (!c.bad && (rep.per_rank_restored || untouched[0] != -7 || untouched[1] != -7))
-      fail_at(&c, "per-rank array changed at another rank count");
+      lt_test_fail_at(&c, "per-rank array changed at another rank count");
     destroy(&q);
     lt_ctx_destroy(&sctx);
     MPI_Comm_free(&sub);
   }
-  agree(MPI_COMM_WORLD, &c);
+  lt_test_agree(MPI_COMM_WORLD, &c);
   destroy(&w);
   destroy(&r);
-  remove_tree(dir);
+  lt_test_rmtree(dir);
   lt_ctx_destroy(&ctx);
 }
 
@@ -411,8 +374,8 @@ static void test_keep_latest(void **unused) {
   (void)unused;
   lt_ctx *ctx = lt_test_ctx();
   assert_non_null(ctx);
-  setup_dir("ckpt-keep");
-  checker c = {0, ""};
+  (void)lt_test_mkdir(dir, sizeof(dir), "ckpt-keep");
+  lt_test_checker c = {0};
   if (ctx->rank == 0) {
     char p[700];
     snprintf(p, sizeof(p), "%s/step-00000099.h5", dir);
@@ -424,50 +387,52 @@ static void test_keep_latest(void **unused) {
   }
   state w;
   status_ok(&c, ctx, build(ctx, hidden_ab, 2, 1, &w), "build");
-  agree(ctx->comm, &c);
+  lt_test_agree(ctx->comm, &c);
   for (long s = 10; s <= 30 && !c.bad; s += 10) {
     lt_ckpt_cursor cur = sample_cursor();
     cur.global_step = s;
     status_ok(&c, ctx, lt_ckpt_write(w.ck, dir, 2, &cur, NULL), "write");
   }
-  agree(ctx->comm, &c);
+  lt_test_agree(ctx->comm, &c);
   if (ctx->rank == 0) {
-    if (exists(dir, "step-00000010.h5")) fail_at(&c, "step 10 not pruned (keep = 2)");
+    if (exists(dir, "step-00000010.h5")) lt_test_fail_at(&c, "step 10 not pruned (keep = 2)");
     if (!exists(dir, "step-00000020.h5") || !exists(dir, "step-00000030.h5"))
-      fail_at(&c, "steps 20 and 30 must stay");
-    if (!exists(dir, "step-00000099.h5")) fail_at(&c, "a later step was removed");
-    if (exists(dir, "step-00000005.h5.tmp")) fail_at(&c, "leftover .tmp not removed");
+      lt_test_fail_at(&c, "steps 20 and 30 must stay");
+    if (!exists(dir, "step-00000099.h5")) lt_test_fail_at(&c, "a later step was removed");
+    if (exists(dir, "step-00000005.h5.tmp")) lt_test_fail_at(&c, "leftover .tmp not removed");
     if (exists(dir, "LATEST.tmp") || exists(dir, "step-00000030.h5.tmp"))
-      fail_at(&c, "temporary files left behind");
+      lt_test_fail_at(&c, "temporary files left behind");
     char p[700], line[64] = "";
     snprintf(p, sizeof(p), "%s/LATEST", dir);
     FILE *f = fopen(p, "r");
     if (!f || !fgets(line, sizeof(line), f) || strcmp(line, "step-00000030.h5\n") != 0)
-      fail_at(&c, "LATEST holds '%s', expected step-00000030.h5", line);
+      lt_test_fail_at(&c, "LATEST holds '%s', expected step-00000030.h5", line);
     if (f) fclose(f);
   }
-  agree(ctx->comm, &c);
+  lt_test_agree(ctx->comm, &c);
   destroy(&w);
-  remove_tree(dir);
+  lt_test_rmtree(dir);
   lt_ctx_destroy(&ctx);
 }
 
 /* A read that must fail: the same status on every rank, and every rank's message
  * contains each of the needles. */
-static void expect_refused(checker *c, lt_ctx *ctx, state *r, const char *from, const char *n1,
-                           const char *n2, const char *n3) {
+static void expect_refused(lt_test_checker *c, lt_ctx *ctx, state *r, const char *from,
+                           const char *n1, const char *n2, const char *n3) {
   lt_error_clear(ctx);
   lt_ckpt_cursor got;
   lt_status st = lt_ckpt_read(r->ck, from, &got, NULL);
   int mine = (int)st, lo = 0, hi = 0;
   MPI_Allreduce(&mine, &lo, 1, MPI_INT, MPI_MIN, ctx->comm);
   MPI_Allreduce(&mine, &hi, 1, MPI_INT, MPI_MAX, ctx->comm);
-  if (st == LT_OK) fail_at(c, "reading '%s' succeeded; expected a refusal", from);
-  else if (lo != hi) fail_at(c, "ranks disagree on reading '%s' (%d vs %d)", from, lo, hi);
+  if (st == LT_OK)
+    lt_test_fail_at(c, "reading '%s' succeeded; expected a refusal", from);
+  else if (lo != hi)
+    lt_test_fail_at(c, "ranks disagree on reading '%s' (%d vs %d)", from, lo, hi);
   const char *need[3] = {n1, n2, n3};
   for (int i = 0; i < 3 && !c->bad; i++)
     if (need[i] && !strstr(ctx->errmsg, need[i]))
-      fail_at(c, "message for '%s' lacks '%s': %s", from, need[i], ctx->errmsg);
+      lt_test_fail_at(c, "message for '%s' lacks '%s': %s", from, need[i], ctx->errmsg);
   lt_error_clear(ctx);
 }
 
@@ -475,34 +440,34 @@ static void test_layout_mismatch(void **unused) {
   (void)unused;
   lt_ctx *ctx = lt_test_ctx();
   assert_non_null(ctx);
-  setup_dir("ckpt-layout");
-  checker c = {0, ""};
+  (void)lt_test_mkdir(dir, sizeof(dir), "ckpt-layout");
+  lt_test_checker c = {0};
   state w;
   status_ok(&c, ctx, build(ctx, hidden_ab, 2, 1, &w), "build");
   lt_ckpt_cursor cur = sample_cursor();
   lt_ckpt_report rep;
   if (!c.bad) status_ok(&c, ctx, lt_ckpt_write(w.ck, dir, 0, &cur, &rep), "write");
-  agree(ctx->comm, &c);
+  lt_test_agree(ctx->comm, &c);
   const char *file = rep.path;
 
   state r; /* another width of the second hidden layer: fc2 is 6x5 instead of 4x5 */
   const int other[2] = {5, 6};
   status_ok(&c, ctx, build(ctx, other, 2, 0, &r), "build 5,6");
-  agree(ctx->comm, &c);
+  lt_test_agree(ctx->comm, &c);
   expect_refused(&c, ctx, &r, file, file, "'fc2'", "shape 4x5 in the snapshot, 6x5");
   destroy(&r);
-  agree(ctx->comm, &c);
+  lt_test_agree(ctx->comm, &c);
 
   /* one hidden layer fewer */
   const int one[1] = {5};
   status_ok(&c, ctx, build(ctx, one, 1, 0, &r), "build 5");
-  agree(ctx->comm, &c);
+  lt_test_agree(ctx->comm, &c);
   expect_refused(&c, ctx, &r, file, file, "'fc2'", "shape");
   destroy(&r);
 
   /* same shapes, another kind or offset in the registered table */
   status_ok(&c, ctx, build(ctx, hidden_ab, 2, 0, &r), "build 5,4");
-  agree(ctx->comm, &c);
+  lt_test_agree(ctx->comm, &c);
   lt_ckpt_layer L[LT_MAX_LAYERS];
   int nl = lt_ckpt_model_layout(r.m, L, LT_MAX_LAYERS);
   snprintf(L[1].kind, sizeof(L[1].kind), "template");
@@ -517,12 +482,12 @@ static void test_layout_mismatch(void **unused) {
   status_ok(&c, ctx, lt_ckpt_set_layout(r.ck, L, nl), "set_layout");
   lt_ckpt_cursor got;
   if (!c.bad) status_ok(&c, ctx, lt_ckpt_read(r.ck, file, &got, NULL), "read with the true table");
-  agree(ctx->comm, &c);
+  lt_test_agree(ctx->comm, &c);
   check_state(&c, &r, ctx->size);
-  agree(ctx->comm, &c);
+  lt_test_agree(ctx->comm, &c);
   destroy(&r);
   destroy(&w);
-  remove_tree(dir);
+  lt_test_rmtree(dir);
   lt_ctx_destroy(&ctx);
 }
 
@@ -542,15 +507,15 @@ static void test_bad_files(void **unused) {
   (void)unused;
   lt_ctx *ctx = lt_test_ctx();
   assert_non_null(ctx);
-  setup_dir("ckpt-bad");
-  checker c = {0, ""};
+  (void)lt_test_mkdir(dir, sizeof(dir), "ckpt-bad");
+  lt_test_checker c = {0};
   state w, r;
   status_ok(&c, ctx, build(ctx, hidden_ab, 2, 1, &w), "build");
   status_ok(&c, ctx, build(ctx, hidden_ab, 2, 0, &r), "build");
   lt_ckpt_cursor cur = sample_cursor();
   lt_ckpt_report rep;
   if (!c.bad) status_ok(&c, ctx, lt_ckpt_write(w.ck, dir, 0, &cur, &rep), "write");
-  agree(ctx->comm, &c);
+  lt_test_agree(ctx->comm, &c);
   char trunc[700], foreign[700], text[700], flipped[700], missing[700];
   snprintf(trunc, sizeof(trunc), "%s/truncated.h5", dir);
   snprintf(foreign, sizeof(foreign), "%s/foreign.h5", dir);
@@ -563,12 +528,8 @@ static void test_bad_files(void **unused) {
     copy_file(rep.path, trunc, (long)sb.st_size / 2, -1);
     hid_t f = H5Fcreate(foreign, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     hsize_t n = 3;
-    hid_t sp = H5Screate_simple(1, &n, NULL);
-    hid_t d = H5Dcreate2(f, "/foo", H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     int v[3] = {1, 2, 3};
-    H5Dwrite(d, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
-    H5Dclose(d);
-    H5Sclose(sp);
+    lt_test_h5_write(f, "/foo", H5T_STD_I32LE, H5T_NATIVE_INT, 1, &n, v);
     H5Fclose(f);
     FILE *t = fopen(text, "w");
     if (t) {
@@ -577,7 +538,7 @@ static void test_bad_files(void **unused) {
     }
     /* a damaged byte in theta's data: found from the dataset's file offset */
     f = H5Fopen(rep.path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    d = H5Dopen2(f, "/model/theta", H5P_DEFAULT);
+    hid_t d = H5Dopen2(f, "/model/theta", H5P_DEFAULT);
     haddr_t off = H5Dget_offset(d);
     H5Dclose(d);
     H5Fclose(f);
@@ -589,10 +550,10 @@ static void test_bad_files(void **unused) {
   expect_refused(&c, ctx, &r, text, text, "not an HDF5 file", NULL);
   expect_refused(&c, ctx, &r, flipped, flipped, "theta hashes to", "damaged");
   expect_refused(&c, ctx, &r, missing, missing, "No such file", NULL);
-  agree(ctx->comm, &c);
+  lt_test_agree(ctx->comm, &c);
   destroy(&w);
   destroy(&r);
-  remove_tree(dir);
+  lt_test_rmtree(dir);
   lt_ctx_destroy(&ctx);
 }
 

@@ -69,49 +69,12 @@ static void make_gdata(gdata *g) {
   }
 }
 
-/* A failure on one rank must not leave the others in a collective: record
- * locally, agree, then assert. */
-typedef struct {
-  int bad;
-  char msg[256];
-} checker;
-
-static void agree(lt_ctx *ctx, checker *c) {
-  int any = 0;
-  MPI_Allreduce(&c->bad, &any, 1, MPI_INT, MPI_MAX, ctx->comm);
-  if (c->bad) fprintf(stderr, "[rank %d] %s\n", ctx->rank, c->msg);
-  if (any) fail_msg("a check failed on some rank (see stderr): %s", c->bad ? c->msg : "");
-}
-
-static void agree_status(lt_ctx *ctx, lt_status st) {
-  if (st != LT_OK) lt_error_print(ctx, 1);
-  int mine = (int)st, worst = 0;
-  MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, ctx->comm);
-  assert_int_equal(worst, LT_OK);
-}
-
-/* |a - b| <= rtol |b| + atol over n entries */
-static void check_close(checker *c, const char *what, const float *a, const float *b, size_t n,
-                        double rtol, double atol) {
-  for (size_t i = 0; i < n && !c->bad; i++) {
-    double d = fabs((double)a[i] - (double)b[i]);
-    if (!(d <= rtol * fabs((double)b[i]) + atol)) {
-      c->bad = 1;
-      snprintf(c->msg, sizeof(c->msg), "%s, element %zu: %.9g vs %.9g", what, i, (double)a[i],
-               (double)b[i]);
-    }
-  }
-}
-
 typedef struct {
   lt_ctx *ctx;
   lt_model *m;
   lt_trainer *t;
   lt_strategy *s;
-  float *sx[TASKS];
-  int32_t *sy[TASKS];
-  int64_t *sidx[TASKS];
-  lt_dataset ds[TASKS];
+  lt_dataset ds[TASKS]; /* this rank's strided shard of each task */
 } run;
 
 /* comm: MPI_COMM_WORLD (the P-rank run) or MPI_COMM_SELF (the reference); the
@@ -121,65 +84,42 @@ static void run_create(run *r, MPI_Comm comm, int pad, const lt_cl_cfg *cc, cons
   assert_int_equal(lt_ctx_create(comm, SEED, &r->ctx), LT_OK);
   lt_model_cfg mc = {.in_dim = D, .nhidden = 1, .hidden = {H}, .out_dim = C, .act = LT_ACT_TANH,
                      .init = LT_INIT_XAVIER, .max_batch = 32, .pad_ranks = pad};
-  agree_status(r->ctx, lt_model_create(r->ctx, &mc, &r->m));
+  lt_test_agree_status(r->ctx, lt_model_create(r->ctx, &mc, &r->m));
   lt_optim_cfg oc;
   lt_optim_cfg_default(&oc);
   oc.lr = 0.1;
   oc.momentum = 0.5;
-  agree_status(r->ctx, lt_trainer_create(r->ctx, r->m, &oc, LT_DIST_SHARDED, &r->t));
-  agree_status(r->ctx, lt_strategy_create(r->ctx, cc, r->t, C, &r->s));
-  int rank = r->ctx->rank, P = r->ctx->size;
-  for (int t = 0; t < TASKS; t++) {
-    int n = (int)lt_shard_count(NT, rank, P);
-    r->sx[t] = calloc((size_t)n * D + 1, sizeof(float));
-    r->sy[t] = calloc((size_t)n + 1, sizeof(int32_t));
-    r->sidx[t] = calloc((size_t)n + 1, sizeof(int64_t));
-    for (int i = 0; i < n; i++) {
-      int gi = rank + i * P;
-      memcpy(r->sx[t] + (size_t)i * D, g->x[t] + (size_t)gi * D, D * sizeof(float));
-      r->sy[t][i] = g->y[t][gi];
-      r->sidx[t][i] = gi;
-    }
-    r->ds[t] = (lt_dataset){.n = n, .n_global = NT, .d = D, .num_classes = C, .x = r->sx[t],
-                            .y = r->sy[t], .index = r->sidx[t]};
-  }
+  lt_test_agree_status(r->ctx, lt_trainer_create(r->ctx, r->m, &oc, LT_DIST_SHARDED, &r->t));
+  lt_test_agree_status(r->ctx, lt_strategy_create(r->ctx, cc, r->t, C, &r->s));
+  for (int t = 0; t < TASKS; t++)
+    assert_int_equal(
+        lt_test_shard(&r->ds[t], g->x[t], g->y[t], NT, D, C, r->ctx->rank, r->ctx->size), 0);
 }
 
 static void run_destroy(run *r) {
   lt_strategy_destroy(&r->s);
   lt_trainer_destroy(&r->t);
   lt_model_destroy(&r->m);
-  for (int t = 0; t < TASKS; t++) {
-    free(r->sx[t]);
-    free(r->sy[t]);
-    free(r->sidx[t]);
-  }
+  for (int t = 0; t < TASKS; t++) lt_test_shard_free(&r->ds[t]);
   lt_ctx_destroy(&r->ctx);
-}
-
-/* this rank's contiguous block of a global batch of GB rows */
-static void my_rows(int rank, int P, int *first, int *cnt) {
-  *first = 0;
-  for (int q = 0; q < rank; q++) *first += lt_local_batch(GB, q, P);
-  *cnt = lt_local_batch(GB, rank, P);
 }
 
 /* steps [k0, k1) of task t */
 static void run_steps(run *r, const gdata *g, int t, int k0, int k1) {
   int first, cnt;
-  my_rows(r->ctx->rank, r->ctx->size, &first, &cnt);
+  lt_test_block(GB, r->ctx->rank, r->ctx->size, &first, &cnt);
   for (int k = k0; k < k1; k++) {
     int row = (k * GB) % NT + first;
-    agree_status(r->ctx, lt_strategy_step(r->s, g->x[t] + (size_t)row * D, g->y[t] + row, cnt,
-                                          GB, NULL, NULL));
+    lt_test_agree_status(r->ctx, lt_strategy_step(r->s, g->x[t] + (size_t)row * D, g->y[t] + row,
+                                                  cnt, GB, NULL, NULL));
   }
 }
 
 static void run_tasks(run *r, const gdata *g) {
   for (int t = 0; t < TASKS; t++) {
-    agree_status(r->ctx, lt_strategy_begin_task(r->s, t, &r->ds[t]));
+    lt_test_agree_status(r->ctx, lt_strategy_begin_task(r->s, t, &r->ds[t]));
     run_steps(r, g, t, 0, STEPS);
-    agree_status(r->ctx, lt_strategy_end_task(r->s, t, &r->ds[t]));
+    lt_test_agree_status(r->ctx, lt_strategy_end_task(r->s, t, &r->ds[t]));
   }
 }
 
@@ -229,7 +169,7 @@ static void test_variant(void **state) {
   lt_ctx *world = NULL;
   assert_int_equal(lt_ctx_create(MPI_COMM_WORLD, SEED, &world), LT_OK);
   int P = world->size;
-  checker ck = {0};
+  lt_test_checker ck = {0};
 
   run ref, naive;
   run_create(&ref, MPI_COMM_SELF, P, &cc, &g);
@@ -241,9 +181,7 @@ static void test_variant(void **state) {
   run_tasks(&naive, &g);
   double effect = max_diff(&ref, &naive);
   if (effect <= 1e-3) {
-    ck.bad = 1;
-    snprintf(ck.msg, sizeof(ck.msg), "%s: theta within %g of naive (effect too small)", v->name,
-             effect);
+    lt_test_fail_at(&ck, "%s: theta within %g of naive (effect too small)", v->name, effect);
   }
 
   run a;
@@ -253,7 +191,7 @@ static void test_variant(void **state) {
   size_t own = sh->hi < a.m->n ? sh->hi - sh->lo : (a.m->n > sh->lo ? a.m->n - sh->lo : 0);
 
   if (v->rep == LT_REPLAY_NONE) {
-    check_close(&ck, "theta", a.m->theta, ref.m->theta, a.m->n, RTOL, ATOL);
+    lt_test_check_close(&ck, "theta", a.m->theta, ref.m->theta, a.m->n, RTOL, ATOL);
     static const char *names[] = {"ewc/fisher_0", "ewc/anchor_0", "ewc/fisher_1", "ewc/anchor_1",
                                   "online_ewc/fisher", "online_ewc/anchor", "si/omega",
                                   "si/Omega", "si/anchor", "si/theta_start", "refresh/fisher"};
@@ -262,8 +200,7 @@ static void test_variant(void **state) {
       const float *sa = lt_strategy_state(a.s, names[k]);
       const float *sr = lt_strategy_state(ref.s, names[k]);
       if (!sa != !sr) {
-        ck.bad = 1;
-        snprintf(ck.msg, sizeof(ck.msg), "%s: state %s exists in one run only", v->name, names[k]);
+        lt_test_fail_at(&ck, "%s: state %s exists in one run only", v->name, names[k]);
       }
       if (!sa || !sr) continue;
       found++;
@@ -272,12 +209,11 @@ static void test_variant(void **state) {
       for (size_t i = 0; i < a.m->n; i++) mx = fmax(mx, fabs((double)sr[i]));
       char what[96];
       snprintf(what, sizeof(what), "%s: %s", v->name, names[k]);
-      check_close(&ck, what, sa, sr + sh->lo, own, scaled ? 0.0 : RTOL,
-                   scaled ? 1e-5 * mx : ATOL);
+      lt_test_check_close(&ck, what, sa, sr + sh->lo, own, scaled ? 0.0 : RTOL,
+                          scaled ? 1e-5 * mx : ATOL);
     }
     if (found == 0) {
-      ck.bad = 1;
-      snprintf(ck.msg, sizeof(ck.msg), "%s: no state arrays found", v->name);
+      lt_test_fail_at(&ck, "%s: no state arrays found", v->name);
     }
     /* sharded state: the single-rank run holds the same arrays with n_pad floats
      * each instead of slice = n_pad / P (all else equal), so the difference in
@@ -286,26 +222,22 @@ static void test_variant(void **state) {
     size_t b1 = lt_strategy_bytes(ref.s), bp = lt_strategy_bytes(a.s);
     size_t unit = (a.m->n_pad - sh->slice) * sizeof(float);
     if (P > 1 && (b1 <= bp || (b1 - bp) % unit != 0 || (b1 - bp) / unit < (size_t)found)) {
-      ck.bad = 1;
-      snprintf(ck.msg, sizeof(ck.msg),
-               "%s: %zu bytes of state at %d ranks, %zu at 1: not %d+ arrays of 1/P", v->name,
-               bp, P, b1, found);
+      lt_test_fail_at(&ck, "%s: %zu bytes of state at %d ranks, %zu at 1: not %d+ arrays of 1/P",
+                      v->name, bp, P, b1, found);
     }
   } else {
     run b;
     run_create(&b, MPI_COMM_WORLD, P, &cc, &g);
     run_tasks(&b, &g);
     if (memcmp(a.m->theta, b.m->theta, a.m->n_pad * sizeof(float)) != 0) {
-      ck.bad = 1;
-      snprintf(ck.msg, sizeof(ck.msg), "%s: two runs at %d ranks differ", v->name, P);
+      lt_test_fail_at(&ck, "%s: two runs at %d ranks differ", v->name, P);
     }
     if (P == 1 && memcmp(a.m->theta, ref.m->theta, a.m->n_pad * sizeof(float)) != 0) {
-      ck.bad = 1;
-      snprintf(ck.msg, sizeof(ck.msg), "%s: world (1 rank) and self runs differ", v->name);
+      lt_test_fail_at(&ck, "%s: world (1 rank) and self runs differ", v->name);
     }
     run_destroy(&b);
   }
-  agree(world, &ck);
+  lt_test_agree(world->comm, &ck);
   run_destroy(&a);
   run_destroy(&naive);
   run_destroy(&ref);
@@ -327,7 +259,7 @@ static void test_replay_terms(void **state) {
     assert_int_equal(lt_ctx_create(MPI_COMM_WORLD, SEED, &world), LT_OK);
     run_create(&a, MPI_COMM_WORLD, world->size, &cc, &g);
     int first, cnt;
-    my_rows(world->rank, world->size, &first, &cnt);
+    lt_test_block(GB, world->rank, world->size, &first, &cnt);
     /* batch 1: GB copies of sample 0 of task 0 */
     float x1[GB * D];
     int32_t y1[GB];
@@ -339,9 +271,10 @@ static void test_replay_terms(void **state) {
     const float *lg = lt_model_forward(m, x1, 1);
     float z0[C];
     memcpy(z0, lg, sizeof(z0)); /* the logits before the first update */
-    agree_status(a.ctx, lt_strategy_begin_task(a.s, 0, &a.ds[0]));
+    lt_test_agree_status(a.ctx, lt_strategy_begin_task(a.s, 0, &a.ds[0]));
     lt_step_stats st;
-    agree_status(a.ctx, lt_strategy_step(a.s, x1 + first * D, y1 + first, cnt, GB, NULL, &st));
+    lt_test_agree_status(a.ctx,
+                         lt_strategy_step(a.s, x1 + first * D, y1 + first, cnt, GB, NULL, &st));
     /* expected replay terms at theta_1 */
     lg = lt_model_forward(m, x1, 1);
     double mse = 0.0, mx = lg[0], se = 0.0;
@@ -355,16 +288,16 @@ static void test_replay_terms(void **state) {
                   : kinds[kk] == LT_REPLAY_DER ? 2.0 * cc.der_alpha * mse
                                                : 2.0 * cc.der_alpha * mse + cc.derpp_beta * ce;
     int row = GB + first; /* batch 2: other rows */
-    agree_status(a.ctx, lt_strategy_step(a.s, g.x[0] + row * D, g.y[0] + row, cnt, GB, NULL, &st));
+    lt_test_agree_status(a.ctx,
+                         lt_strategy_step(a.s, g.x[0] + row * D, g.y[0] + row, cnt, GB, NULL, &st));
     double got = st.total - st.loss;
     /* float forward passes and float sums of GB identical rows: ~1e-6 relative */
-    checker ck = {0};
+    lt_test_checker ck = {0};
     if (!(fabs(got - want) <= 1e-5 * fabs(want) + 1e-7) || !(mse > 1e-4)) {
-      ck.bad = 1;
-      snprintf(ck.msg, sizeof(ck.msg), "%s: replay terms %.9g, expected %.9g (mse %.3g)",
-               lt_replay_name(kinds[kk]), got, want, mse);
+      lt_test_fail_at(&ck, "%s: replay terms %.9g, expected %.9g (mse %.3g)",
+                      lt_replay_name(kinds[kk]), got, want, mse);
     }
-    agree(world, &ck);
+    lt_test_agree(world->comm, &ck);
     run_destroy(&a);
     lt_ctx_destroy(&world);
   }
@@ -374,13 +307,13 @@ static void test_replay_terms(void **state) {
 static lt_ckpt *registry(run *r) {
   lt_ckpt_info info = {.deck_text = "[test]\n", .blis_kernels = "test", .blis_threads = 1};
   lt_ckpt *ck = NULL;
-  agree_status(r->ctx, lt_ckpt_create(r->ctx, &r->t->sh, &info, &ck));
+  lt_test_agree_status(r->ctx, lt_ckpt_create(r->ctx, &r->t->sh, &info, &ck));
   lt_ckpt_layer L[LT_MAX_LAYERS];
   int nl = lt_ckpt_model_layout(r->m, L, LT_MAX_LAYERS);
-  agree_status(r->ctx, lt_ckpt_set_layout(ck, L, nl));
-  agree_status(r->ctx, lt_ckpt_add_params(ck, r->m->theta));
-  agree_status(r->ctx, lt_ckpt_add_optim(ck, r->t->opt));
-  agree_status(r->ctx, lt_strategy_ckpt_add(r->s, ck, TASKS));
+  lt_test_agree_status(r->ctx, lt_ckpt_set_layout(ck, L, nl));
+  lt_test_agree_status(r->ctx, lt_ckpt_add_params(ck, r->m->theta));
+  lt_test_agree_status(r->ctx, lt_ckpt_add_optim(ck, r->t->opt));
+  lt_test_agree_status(r->ctx, lt_strategy_ckpt_add(r->s, ck, TASKS));
   return ck;
 }
 
@@ -401,38 +334,36 @@ static void test_ckpt_restart(void **state) {
     run a, b;
     run_create(&a, MPI_COMM_WORLD, world->size, &cc, &g);
     lt_ckpt *cka = registry(&a);
-    agree_status(a.ctx, lt_strategy_begin_task(a.s, 0, &a.ds[0]));
+    lt_test_agree_status(a.ctx, lt_strategy_begin_task(a.s, 0, &a.ds[0]));
     run_steps(&a, &g, 0, 0, STEPS);
-    agree_status(a.ctx, lt_strategy_end_task(a.s, 0, &a.ds[0]));
-    agree_status(a.ctx, lt_strategy_begin_task(a.s, 1, &a.ds[1]));
+    lt_test_agree_status(a.ctx, lt_strategy_end_task(a.s, 0, &a.ds[0]));
+    lt_test_agree_status(a.ctx, lt_strategy_begin_task(a.s, 1, &a.ds[1]));
     run_steps(&a, &g, 1, 0, 2);
     lt_ckpt_cursor cur = {.task = 1, .step = 2, .global_step = STEPS + 2,
                           .optim_steps = lt_optim_steps(a.t->opt)};
     lt_strategy_ckpt_prepare(a.s);
-    agree_status(a.ctx, lt_ckpt_write(cka, dir, 0, &cur, NULL));
+    lt_test_agree_status(a.ctx, lt_ckpt_write(cka, dir, 0, &cur, NULL));
     run_steps(&a, &g, 1, 2, STEPS);
-    agree_status(a.ctx, lt_strategy_end_task(a.s, 1, &a.ds[1]));
+    lt_test_agree_status(a.ctx, lt_strategy_end_task(a.s, 1, &a.ds[1]));
 
     run_create(&b, MPI_COMM_WORLD, world->size, &cc, &g);
     lt_ckpt *ckb = registry(&b);
     lt_ckpt_cursor back;
     lt_ckpt_report rep;
-    agree_status(b.ctx, lt_ckpt_read(ckb, dir, &back, &rep));
-    agree_status(b.ctx, lt_strategy_ckpt_restore(b.s, rep.per_rank_restored));
+    lt_test_agree_status(b.ctx, lt_ckpt_read(ckb, dir, &back, &rep));
+    lt_test_agree_status(b.ctx, lt_strategy_ckpt_restore(b.s, rep.per_rank_restored));
     lt_optim_set_steps(b.t->opt, back.optim_steps);
-    checker ck = {0};
+    lt_test_checker ck = {0};
     if (lt_strategy_cursor(b.s)[0] != 1 || lt_strategy_cursor(b.s)[1] != 1 ||
         lt_strategy_cursor(b.s)[2] != STEPS + 2) {
-      ck.bad = 1;
-      snprintf(ck.msg, sizeof(ck.msg), "%s: cursor {%ld, %ld, %ld} after the read", rv[vi].name,
-               (long)lt_strategy_cursor(b.s)[0], (long)lt_strategy_cursor(b.s)[1],
-               (long)lt_strategy_cursor(b.s)[2]);
+      lt_test_fail_at(&ck, "%s: cursor {%ld, %ld, %ld} after the read", rv[vi].name,
+                      (long)lt_strategy_cursor(b.s)[0], (long)lt_strategy_cursor(b.s)[1],
+                      (long)lt_strategy_cursor(b.s)[2]);
     }
     run_steps(&b, &g, 1, 2, STEPS); /* no begin_task: the interrupted task goes on */
-    agree_status(b.ctx, lt_strategy_end_task(b.s, 1, &b.ds[1]));
+    lt_test_agree_status(b.ctx, lt_strategy_end_task(b.s, 1, &b.ds[1]));
     if (memcmp(a.m->theta, b.m->theta, a.m->n_pad * sizeof(float)) != 0) {
-      ck.bad = 1;
-      snprintf(ck.msg, sizeof(ck.msg), "%s: theta after the restart differs", rv[vi].name);
+      lt_test_fail_at(&ck, "%s: theta after the restart differs", rv[vi].name);
     }
     static const char *names[] = {"ewc/fisher_0", "ewc/anchor_0", "ewc/fisher_1", "ewc/anchor_1",
                                   "si/omega", "si/Omega", "si/anchor", "si/theta_start",
@@ -440,22 +371,15 @@ static void test_ckpt_restart(void **state) {
     for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
       const float *sa = lt_strategy_state(a.s, names[k]), *sb = lt_strategy_state(b.s, names[k]);
       if (!sa != !sb || (sa && memcmp(sa, sb, a.t->sh.slice * sizeof(float)) != 0)) {
-        ck.bad = 1;
-        snprintf(ck.msg, sizeof(ck.msg), "%s: state %s after the restart differs", rv[vi].name,
-                 names[k]);
+        lt_test_fail_at(&ck, "%s: state %s after the restart differs", rv[vi].name, names[k]);
       }
     }
-    agree(world, &ck);
+    lt_test_agree(world->comm, &ck);
     lt_ckpt_destroy(&cka);
     lt_ckpt_destroy(&ckb);
     run_destroy(&a);
     run_destroy(&b);
-    MPI_Barrier(MPI_COMM_WORLD);
-    if (world->rank == 0) {
-      char cmd[600];
-      snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-      if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
-    }
+    lt_test_rmtree(dir);
     lt_ctx_destroy(&world);
   }
 }

@@ -29,29 +29,6 @@ static int train_y(long i) { return (int)(i % NCLASS); }
 static float test_x(long i, int j) { return (float)i + 0.25f * (float)j; }
 static int test_y(long i) { return (int)((i * 3) % NCLASS); }
 
-static void write_array(hid_t file, const char *path, hid_t ftype, hid_t mtype, int rank,
-                        const hsize_t *dims, const void *buf) {
-  hid_t sp = H5Screate_simple(rank, dims, NULL);
-  hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-  H5Pset_create_intermediate_group(lcpl, 1);
-  hid_t d = H5Dcreate2(file, path, ftype, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-  if (d < 0 || H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
-    fprintf(stderr, "test setup: cannot write %s\n", path);
-    abort();
-  }
-  H5Dclose(d);
-  H5Pclose(lcpl);
-  H5Sclose(sp);
-}
-
-static void write_int_attr(hid_t file, const char *name, int v) {
-  hid_t sp = H5Screate(H5S_SCALAR);
-  hid_t a = H5Acreate2(file, name, H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-  H5Awrite(a, H5T_NATIVE_INT, &v);
-  H5Aclose(a);
-  H5Sclose(sp);
-}
-
 static void write_str_attr(hid_t file, const char *name, const char *v) {
   hid_t sp = H5Screate(H5S_SCALAR);
   hid_t t = H5Tcopy(H5T_C_S1);
@@ -72,8 +49,8 @@ static void write_good(const char *path) {
     y[i] = train_y(i);
   }
   hsize_t xd[4] = {N_TRAIN, 2, 3, 2}, yd[1] = {N_TRAIN};
-  write_array(f, "/train/x", H5T_STD_U8LE, H5T_NATIVE_UINT8, 4, xd, x);
-  write_array(f, "/train/y", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, yd, y); /* int64 labels */
+  lt_test_h5_write(f, "/train/x", H5T_STD_U8LE, H5T_NATIVE_UINT8, 4, xd, x);
+  lt_test_h5_write(f, "/train/y", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, yd, y); /* int64 labels */
   static float tx[N_TEST * D_TEST];
   static uint8_t ty[N_TEST];
   for (long i = 0; i < N_TEST; i++) {
@@ -81,15 +58,15 @@ static void write_good(const char *path) {
     ty[i] = (uint8_t)test_y(i);
   }
   hsize_t txd[2] = {N_TEST, D_TEST}, tyd[1] = {N_TEST};
-  write_array(f, "/test/x", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, txd, tx);
-  write_array(f, "/test/y", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, tyd, ty); /* uint8 labels */
+  lt_test_h5_write(f, "/test/x", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, txd, tx);
+  lt_test_h5_write(f, "/test/y", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, tyd, ty); /* uint8 labels */
   /* a 2-sample split: ranks 2 and 3 get no samples */
   float sx[2 * 3] = {0, 1, 2, 3, 4, 5};
   int32_t sy[2] = {1, 0};
   hsize_t sxd[2] = {2, 3}, syd[1] = {2};
-  write_array(f, "/tiny/x", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, sxd, sx);
-  write_array(f, "/tiny/y", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, syd, sy);
-  write_int_attr(f, "num_classes", NCLASS);
+  lt_test_h5_write(f, "/tiny/x", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, sxd, sx);
+  lt_test_h5_write(f, "/tiny/y", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, syd, sy);
+  lt_test_h5_attr_int(f, "num_classes", NCLASS);
   write_str_attr(f, "name", "shardtest");
   H5Fclose(f);
 }
@@ -110,9 +87,9 @@ static void write_badlabels(const char *path) {
   y[2] = 9;
   y[5] = -1;
   hsize_t xd[2] = {20, 2}, yd[1] = {20};
-  write_array(f, "/train/x", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, xd, x);
-  write_array(f, "/train/y", H5T_STD_I16LE, H5T_NATIVE_INT16, 1, yd, y);
-  write_int_attr(f, "num_classes", 3);
+  lt_test_h5_write(f, "/train/x", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, xd, x);
+  lt_test_h5_write(f, "/train/y", H5T_STD_I16LE, H5T_NATIVE_INT16, 1, yd, y);
+  lt_test_h5_attr_int(f, "num_classes", 3);
   H5Fclose(f);
 }
 
@@ -120,11 +97,10 @@ static int setup(void **state) {
   (void)state;
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  lt_test_tmpdir(dir, sizeof(dir), "data_shard");
+  (void)lt_test_mkdir(dir, sizeof(dir), "data_shard");
   snprintf(good, sizeof(good), "%s/good.h5", dir);
   snprintf(badlab, sizeof(badlab), "%s/badlabels.h5", dir);
   if (rank == 0) {
-    mkdir(dir, 0755);
     write_good(good);
     write_badlabels(badlab);
   }
@@ -134,14 +110,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   (void)state;
-  int rank = 0;
-  MPI_Barrier(MPI_COMM_WORLD);
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  if (rank == 0) {
-    remove(good);
-    remove(badlab);
-    rmdir(dir);
-  }
+  (void)lt_test_rmtree(dir); /* a leftover scratch directory fails no test */
   return 0;
 }
 

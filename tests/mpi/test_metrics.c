@@ -63,13 +63,7 @@ static void test_write_read_resume(void **state) {
   (void)state;
   lt_ctx *ctx = lt_test_ctx();
   char dir[256], path[300];
-  lt_test_tmpdir(dir, sizeof(dir), "metrics");
-  if (ctx->rank == 0) {
-    char cmd[320];
-    snprintf(cmd, sizeof(cmd), "mkdir -p %s", dir);
-    assert_int_equal(system(cmd), 0);
-  }
-  MPI_Barrier(ctx->comm);
+  assert_int_equal(lt_test_mkdir(dir, sizeof(dir), "metrics"), 0);
   snprintf(path, sizeof(path), "%s/metrics.h5", dir);
   lt_metrics_info mi = {.deck_text = "[run]\nseed = 3\n", .blis_kernels = "skx", .blis_threads = 1,
                         .seed = 3};

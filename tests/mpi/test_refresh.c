@@ -48,47 +48,13 @@ static void make_gdata(gdata *g) {
   for (int i = 0; i < NT; i++) g->idx[i] = i;
 }
 
-typedef struct {
-  int bad;
-  char msg[256];
-} checker;
-
-static void agree(lt_ctx *ctx, checker *c) {
-  int any = 0;
-  MPI_Allreduce(&c->bad, &any, 1, MPI_INT, MPI_MAX, ctx->comm);
-  if (c->bad) fprintf(stderr, "[rank %d] %s\n", ctx->rank, c->msg);
-  if (any) fail_msg("a check failed on some rank (see stderr): %s", c->bad ? c->msg : "");
-}
-
-static void agree_status(lt_ctx *ctx, lt_status st) {
-  if (st != LT_OK) lt_error_print(ctx, 1);
-  int mine = (int)st, worst = 0;
-  MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, ctx->comm);
-  assert_int_equal(worst, LT_OK);
-}
-
-static void check_close(checker *c, const char *what, const float *a, const float *b, size_t n,
-                        double rtol, double atol) {
-  for (size_t i = 0; i < n && !c->bad; i++) {
-    double d = fabs((double)a[i] - (double)b[i]);
-    if (!(d <= rtol * fabs((double)b[i]) + atol)) {
-      c->bad = 1;
-      snprintf(c->msg, sizeof(c->msg), "%s, element %zu: %.9g vs %.9g", what, i, (double)a[i],
-               (double)b[i]);
-    }
-  }
-}
-
 /* The P-rank run (world) and the direct computation's model (self). */
 typedef struct {
   lt_ctx *world, *self;
   lt_model *m, *mref;
   lt_trainer *t;
   lt_strategy *s;
-  float *sx[2];
-  int32_t *sy[2];
-  int64_t *si[2];
-  lt_dataset ds[2], full[2];
+  lt_dataset ds[2], full[2]; /* this rank's strided shard, all rows */
   gdata g;
   int first, cnt; /* this rank's block of the batch */
 } rig;
@@ -101,31 +67,19 @@ static void rig_create(rig *r, const lt_cl_cfg *cc) {
   int P = r->world->size, rank = r->world->rank;
   lt_model_cfg mc = {.in_dim = D, .nhidden = 1, .hidden = {H}, .out_dim = C, .act = LT_ACT_TANH,
                      .init = LT_INIT_XAVIER, .max_batch = 32, .pad_ranks = P};
-  agree_status(r->world, lt_model_create(r->world, &mc, &r->m));
-  agree_status(r->world, lt_model_create(r->self, &mc, &r->mref));
+  lt_test_agree_status(r->world, lt_model_create(r->world, &mc, &r->m));
+  lt_test_agree_status(r->world, lt_model_create(r->self, &mc, &r->mref));
   lt_optim_cfg oc;
   lt_optim_cfg_default(&oc);
   oc.lr = 0.1;
-  agree_status(r->world, lt_trainer_create(r->world, r->m, &oc, LT_DIST_SHARDED, &r->t));
-  agree_status(r->world, lt_strategy_create(r->world, cc, r->t, C, &r->s));
+  lt_test_agree_status(r->world, lt_trainer_create(r->world, r->m, &oc, LT_DIST_SHARDED, &r->t));
+  lt_test_agree_status(r->world, lt_strategy_create(r->world, cc, r->t, C, &r->s));
   for (int t = 0; t < 2; t++) {
-    int n = (int)lt_shard_count(NT, rank, P);
-    r->sx[t] = calloc((size_t)n * D + 1, sizeof(float));
-    r->sy[t] = calloc((size_t)n + 1, sizeof(int32_t));
-    r->si[t] = calloc((size_t)n + 1, sizeof(int64_t));
-    for (int i = 0; i < n; i++) {
-      memcpy(r->sx[t] + i * D, r->g.x[t] + (rank + i * P) * D, D * sizeof(float));
-      r->sy[t][i] = r->g.y[t][rank + i * P];
-      r->si[t][i] = rank + i * P;
-    }
-    r->ds[t] = (lt_dataset){.n = n, .n_global = NT, .d = D, .num_classes = C, .x = r->sx[t],
-                            .y = r->sy[t], .index = r->si[t]};
+    assert_int_equal(lt_test_shard(&r->ds[t], r->g.x[t], r->g.y[t], NT, D, C, rank, P), 0);
     r->full[t] = (lt_dataset){.n = NT, .n_global = NT, .d = D, .num_classes = C,
                               .x = r->g.x[t], .y = r->g.y[t], .index = r->g.idx};
   }
-  r->first = 0;
-  for (int q = 0; q < rank; q++) r->first += lt_local_batch(GB, q, P);
-  r->cnt = lt_local_batch(GB, rank, P);
+  lt_test_block(GB, rank, P, &r->first, &r->cnt);
 }
 
 static void rig_destroy(rig *r) {
@@ -133,11 +87,7 @@ static void rig_destroy(rig *r) {
   lt_trainer_destroy(&r->t);
   lt_model_destroy(&r->m);
   lt_model_destroy(&r->mref);
-  for (int t = 0; t < 2; t++) {
-    free(r->sx[t]);
-    free(r->sy[t]);
-    free(r->si[t]);
-  }
+  for (int t = 0; t < 2; t++) lt_test_shard_free(&r->ds[t]);
   lt_ctx_destroy(&r->self);
   lt_ctx_destroy(&r->world);
 }
@@ -207,27 +157,29 @@ static void two_task_ends(rig *r, float *F) {
   float *Ft = calloc(m->n_pad, sizeof(float));
   memset(F, 0, m->n_pad * sizeof(float));
   lt_shard self_sh;
-  agree_status(r->world, lt_shard_init(r->self, m->n, m->n_pad, &self_sh));
+  lt_test_agree_status(r->world, lt_shard_init(r->self, m->n, m->n_pad, &self_sh));
   for (int t = 0; t < 2; t++) {
-    agree_status(r->world, lt_strategy_begin_task(r->s, t, &r->ds[t]));
+    lt_test_agree_status(r->world, lt_strategy_begin_task(r->s, t, &r->ds[t]));
     /* move theta a little between the tasks so that F_0 != F_1 */
-    if (t == 1) agree_status(r->world, lt_strategy_step(r->s, r->g.x[1] + r->first * D,
-                                                         r->g.y[1] + r->first, r->cnt, GB, NULL, NULL));
+    if (t == 1)
+      lt_test_agree_status(r->world,
+                           lt_strategy_step(r->s, r->g.x[1] + r->first * D, r->g.y[1] + r->first,
+                                            r->cnt, GB, NULL, NULL));
     memcpy(r->mref->theta, m->theta, m->n_pad * sizeof(float));
-    agree_status(r->world, lt_fisher_diag(r->self, r->mref, &self_sh, &r->full[t],
-                                          LT_FISHER_EMPIRICAL, 8, 0, Ft));
+    lt_test_agree_status(r->world, lt_fisher_diag(r->self, r->mref, &self_sh, &r->full[t],
+                                                  LT_FISHER_EMPIRICAL, 8, 0, Ft));
     for (size_t i = 0; i < m->n_pad; i++) F[i] = 1e-5f * F[i] + Ft[i];
-    agree_status(r->world, lt_strategy_end_task(r->s, t, &r->ds[t]));
+    lt_test_agree_status(r->world, lt_strategy_end_task(r->s, t, &r->ds[t]));
   }
   const float *sf = lt_strategy_state(r->s, "refresh/fisher");
   assert_non_null(sf);
   double mx = 0.0;
   for (size_t i = 0; i < m->n; i++) mx = fmax(mx, F[i]);
   assert_true(mx > 1e-2);
-  checker ck = {0};
+  lt_test_checker ck = {0};
   size_t lo = r->t->sh.lo, own = r->t->sh.hi < m->n ? r->t->sh.hi - lo : (m->n > lo ? m->n - lo : 0);
-  check_close(&ck, "refresh Fisher", sf, F + lo, own, 0.0, 1e-5 * mx);
-  agree(r->world, &ck);
+  lt_test_check_close(&ck, "refresh Fisher", sf, F + lo, own, 0.0, 1e-5 * mx);
+  lt_test_agree(r->world->comm, &ck);
   free(Ft);
 }
 
@@ -240,22 +192,20 @@ static void refresh_and_compare(rig *r, const lt_cl_cfg *cc, int t, const float 
   memcpy(before, m->theta, m->n_pad * sizeof(float));
   uint64_t c0 = (uint64_t)lt_strategy_cursor(r->s)[3];
   for (int j = 0; j < cc->refresh_steps; j++) direct_step(r, cc, t, F, c0 + (uint64_t)j, want);
-  agree_status(r->world, lt_strategy_refresh(r->s, r->g.x[t] + r->first * D, r->g.y[t] + r->first,
-                                             r->cnt, GB, NULL));
-  checker ck = {0};
-  check_close(&ck, what, m->theta, want, m->n_pad, 1e-5, 1e-6);
+  lt_test_agree_status(r->world, lt_strategy_refresh(r->s, r->g.x[t] + r->first * D,
+                                                     r->g.y[t] + r->first, r->cnt, GB, NULL));
+  lt_test_checker ck = {0};
+  lt_test_check_close(&ck, what, m->theta, want, m->n_pad, 1e-5, 1e-6);
   double moved = 0.0;
   for (size_t i = 0; i < m->n; i++) moved = fmax(moved, fabs((double)m->theta[i] - before[i]));
   if (!ck.bad && !(moved > 1e-3)) {
-    ck.bad = 1;
-    snprintf(ck.msg, sizeof(ck.msg), "%s: theta moved by %g only", what, moved);
+    lt_test_fail_at(&ck, "%s: theta moved by %g only", what, moved);
   }
   if (!ck.bad && (int64_t)c0 + cc->refresh_steps != lt_strategy_cursor(r->s)[3]) {
-    ck.bad = 1;
-    snprintf(ck.msg, sizeof(ck.msg), "%s: noise counter %ld after %d steps from %ld", what,
-             (long)lt_strategy_cursor(r->s)[3], cc->refresh_steps, (long)c0);
+    lt_test_fail_at(&ck, "%s: noise counter %ld after %d steps from %ld", what,
+                    (long)lt_strategy_cursor(r->s)[3], cc->refresh_steps, (long)c0);
   }
-  agree(r->world, &ck);
+  lt_test_agree(r->world->comm, &ck);
   free(want);
   free(before);
 }
@@ -266,7 +216,7 @@ static void test_code_identity_first_task(void **state) {
   base_cfg(&cc, LT_REFRESH_CODE);
   rig r;
   rig_create(&r, &cc);
-  agree_status(r.world, lt_strategy_begin_task(r.s, 0, &r.ds[0]));
+  lt_test_agree_status(r.world, lt_strategy_begin_task(r.s, 0, &r.ds[0]));
   const float *sf = lt_strategy_state(r.s, "refresh/fisher");
   for (size_t i = 0; i < r.t->sh.slice; i++) assert_true(sf[i] == 0.0f);
   refresh_and_compare(&r, &cc, 0, NULL, "code form, task 1 (F = 0)");
@@ -309,17 +259,16 @@ static void test_delta_zero(void **state) {
   cc.refresh_steps = 3;
   rig r;
   rig_create(&r, &cc);
-  agree_status(r.world, lt_strategy_begin_task(r.s, 0, &r.ds[0]));
+  lt_test_agree_status(r.world, lt_strategy_begin_task(r.s, 0, &r.ds[0]));
   float *before = calloc(r.m->n_pad, sizeof(float));
   memcpy(before, r.m->theta, r.m->n_pad * sizeof(float));
-  agree_status(r.world, lt_strategy_refresh(r.s, r.g.x[0] + r.first * D, r.g.y[0] + r.first,
-                                            r.cnt, GB, NULL));
-  checker ck = {0};
+  lt_test_agree_status(r.world, lt_strategy_refresh(r.s, r.g.x[0] + r.first * D, r.g.y[0] + r.first,
+                                                    r.cnt, GB, NULL));
+  lt_test_checker ck = {0};
   if (memcmp(before, r.m->theta, r.m->n_pad * sizeof(float)) != 0) {
-    ck.bad = 1;
-    snprintf(ck.msg, sizeof(ck.msg), "delta = 0 changed theta");
+    lt_test_fail_at(&ck, "delta = 0 changed theta");
   }
-  agree(r.world, &ck);
+  lt_test_agree(r.world->comm, &ck);
   free(before);
   rig_destroy(&r);
 }
@@ -333,10 +282,10 @@ static void test_schedule(void **state) {
   cc.refresh_steps = 2;
   rig r;
   rig_create(&r, &cc);
-  agree_status(r.world, lt_strategy_begin_task(r.s, 0, &r.ds[0]));
+  lt_test_agree_status(r.world, lt_strategy_begin_task(r.s, 0, &r.ds[0]));
   for (int k = 0; k < 7; k++) /* refreshes before steps 0, 3, 6 */
-    agree_status(r.world, lt_strategy_step(r.s, r.g.x[0] + r.first * D, r.g.y[0] + r.first,
-                                           r.cnt, GB, NULL, NULL));
+    lt_test_agree_status(r.world, lt_strategy_step(r.s, r.g.x[0] + r.first * D, r.g.y[0] + r.first,
+                                                   r.cnt, GB, NULL, NULL));
   assert_int_equal(lt_strategy_cursor(r.s)[2], 7);
   assert_int_equal(lt_strategy_cursor(r.s)[3], 6);
   rig_destroy(&r);

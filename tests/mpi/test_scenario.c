@@ -38,21 +38,6 @@ static int label(long i, int test) {
 }
 static double src_x(long i, int j, int test) { return test ? test_x(i, j) : train_x(i, j); }
 
-static void write_array(hid_t file, const char *p, hid_t ftype, hid_t mtype, int rank,
-                        const hsize_t *dims, const void *buf) {
-  hid_t sp = H5Screate_simple(rank, dims, NULL);
-  hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-  H5Pset_create_intermediate_group(lcpl, 1);
-  hid_t d = H5Dcreate2(file, p, ftype, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-  if (d < 0 || H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
-    fprintf(stderr, "test setup: cannot write %s\n", p);
-    abort();
-  }
-  H5Dclose(d);
-  H5Pclose(lcpl);
-  H5Sclose(sp);
-}
-
 static void write_file(const char *p) {
   hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   static uint8_t tx[N_TR * D];
@@ -67,16 +52,11 @@ static void write_file(const char *p) {
     ey[i] = label(i, 1);
   }
   hsize_t txd[4] = {N_TR, 1, H, W}, tyd[1] = {N_TR}, exd[3] = {N_TE, H, W}, eyd[1] = {N_TE};
-  write_array(f, "/train/x", H5T_STD_U8LE, H5T_NATIVE_UINT8, 4, txd, tx);
-  write_array(f, "/train/y", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, tyd, ty);
-  write_array(f, "/test/x", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 3, exd, ex);
-  write_array(f, "/test/y", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, eyd, ey);
-  hid_t sp = H5Screate(H5S_SCALAR);
-  hid_t a = H5Acreate2(f, "num_classes", H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-  int k = K;
-  H5Awrite(a, H5T_NATIVE_INT, &k);
-  H5Aclose(a);
-  H5Sclose(sp);
+  lt_test_h5_write(f, "/train/x", H5T_STD_U8LE, H5T_NATIVE_UINT8, 4, txd, tx);
+  lt_test_h5_write(f, "/train/y", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, tyd, ty);
+  lt_test_h5_write(f, "/test/x", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 3, exd, ex);
+  lt_test_h5_write(f, "/test/y", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, eyd, ey);
+  lt_test_h5_attr_int(f, "num_classes", K);
   H5Fclose(f);
 }
 
@@ -84,25 +64,16 @@ static int setup(void **state) {
   (void)state;
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  lt_test_tmpdir(dir, sizeof(dir), "scenario");
+  (void)lt_test_mkdir(dir, sizeof(dir), "scenario");
   snprintf(path, sizeof(path), "%s/scen.h5", dir);
-  if (rank == 0) {
-    mkdir(dir, 0755);
-    write_file(path);
-  }
+  if (rank == 0) write_file(path);
   MPI_Barrier(MPI_COMM_WORLD);
   return 0;
 }
 
 static int teardown(void **state) {
   (void)state;
-  int rank = 0;
-  MPI_Barrier(MPI_COMM_WORLD);
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  if (rank == 0) {
-    remove(path);
-    rmdir(dir);
-  }
+  (void)lt_test_rmtree(dir); /* a leftover scratch directory fails no test */
   return 0;
 }
 

@@ -34,50 +34,17 @@
 #define RTOL 1e-5
 #define ATOL 1e-6
 
-/* Rank r of P takes lt_local_batch(GB, r, P) rows: a contiguous block after
- * those of ranks 0..r-1. */
-static int first_row(int r, int P) {
-  int f = 0;
-  for (int q = 0; q < r; q++) f += lt_local_batch(GB, q, P);
-  return f;
-}
-
 typedef struct {
   lt_model *m;
   lt_trainer *t;
 } run;
 
-/* A failure on one rank must not leave the others waiting in a collective:
- * checks record locally and all ranks agree before asserting. */
-typedef struct {
-  int bad;
-  char msg[256];
-} checker;
-
-static void check_close(checker *c, const char *what, int step, const float *a, const float *b,
-                        size_t n, double atol) {
-  for (size_t i = 0; i < n && !c->bad; i++) {
-    double d = fabs((double)a[i] - (double)b[i]);
-    if (!(d <= RTOL * fabs((double)b[i]) + atol)) {
-      c->bad = 1;
-      snprintf(c->msg, sizeof(c->msg), "%s, step %d, element %zu: %.9g vs %.9g", what, step, i,
-               (double)a[i], (double)b[i]);
-    }
-  }
-}
-
-static void agree(lt_ctx *ctx, checker *c) {
-  int any = 0;
-  MPI_Allreduce(&c->bad, &any, 1, MPI_INT, MPI_MAX, ctx->comm);
-  if (c->bad) fprintf(stderr, "[rank %d] %s\n", ctx->rank, c->msg);
-  if (any) fail_msg("a check failed on some rank (see stderr): %s", c->bad ? c->msg : "");
-}
-
-static void agree_status(lt_ctx *ctx, lt_status st) {
-  if (st != LT_OK) lt_error_print(ctx, 1);
-  int mine = (int)st, worst = 0;
-  MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, ctx->comm);
-  assert_int_equal(worst, LT_OK);
+/* |a - b| <= RTOL |b| + atol after step `step` (failures are agreed on with lt_test_agree) */
+static void check_close(lt_test_checker *c, const char *what, int step, const float *a,
+                        const float *b, size_t n, double atol) {
+  char w[128];
+  snprintf(w, sizeof(w), "%s, step %d", what, step);
+  lt_test_check_close(c, w, a, b, n, RTOL, atol);
 }
 
 /* fc1 frozen, fc2 at half the learning rate (layer ranges straddle the slice
@@ -114,7 +81,7 @@ static void run_case(const lt_optim_cfg *oc, int mults) {
   lt_ctx *self = NULL;
   assert_int_equal(lt_ctx_create(MPI_COMM_SELF, 1234, &self), LT_OK);
   const int P = ctx->size, me = ctx->rank;
-  checker ck = {0, ""};
+  lt_test_checker ck = {0};
 
   /* the same global batch on every rank */
   float *x = calloc((size_t)GB * IN, sizeof(float));
@@ -124,36 +91,38 @@ static void run_case(const lt_optim_cfg *oc, int mults) {
   lt_rng_seed(&rng, 7, 0, LT_RNG_USER);
   for (int i = 0; i < GB * IN; i++) x[i] = (float)lt_rng_normal(&rng);
   for (int i = 0; i < GB; i++) y[i] = (int32_t)lt_rng_below(&rng, OUT);
-  int lr0 = first_row(me, P), nr = lt_local_batch(GB, me, P);
-  assert_true(first_row(P, P) == GB); /* the blocks cover the batch */
+  int lr0, nr, last0, lastn;
+  lt_test_block(GB, me, P, &lr0, &nr); /* rank me's contiguous block of rows */
+  lt_test_block(GB, P - 1, P, &last0, &lastn);
+  assert_true(last0 + lastn == GB);              /* the blocks cover the batch */
   assert_true(nr >= GB / P && nr <= GB / P + 1); /* and split it evenly */
 
   run sh = {0}, ar = {0}, ref = {0};
-  agree_status(ctx, build(ctx, P, oc, LT_DIST_SHARDED, mults, &sh));
-  agree_status(ctx, build(ctx, P, oc, LT_DIST_ALLREDUCE, mults, &ar));
-  agree_status(ctx, build(self, P, oc, LT_DIST_SHARDED, mults, &ref));
+  lt_test_agree_status(ctx, build(ctx, P, oc, LT_DIST_SHARDED, mults, &sh));
+  lt_test_agree_status(ctx, build(ctx, P, oc, LT_DIST_ALLREDUCE, mults, &ar));
+  lt_test_agree_status(ctx, build(self, P, oc, LT_DIST_SHARDED, mults, &ref));
   const size_t np = ref.m->n_pad, n = ref.m->n;
   assert_true(sh.m->n_pad == np && ar.m->n_pad == np && np % (size_t)P == 0);
   float *theta0 = malloc(np * sizeof(float)), *root = malloc(np * sizeof(float));
   assert_true(theta0 && root);
   memcpy(theta0, ref.m->theta, np * sizeof(float));
   if (memcmp(sh.m->theta, theta0, np * sizeof(float)) != 0) {
-    ck.bad = 1;
-    snprintf(ck.msg, sizeof(ck.msg), "initial theta differs between contexts");
+    lt_test_fail_at(&ck, "initial theta differs between contexts");
   }
-  agree(ctx, &ck);
+  lt_test_agree(ctx->comm, &ck);
 
   for (int k = 1; k <= KSTEPS; k++) {
     lt_step_stats s_sh, s_ar, s_ref;
-    agree_status(ctx, lt_trainer_step(sh.t, x + (size_t)lr0 * IN, y + lr0, nr, GB, NULL, &s_sh));
-    agree_status(ctx, lt_trainer_step(ar.t, x + (size_t)lr0 * IN, y + lr0, nr, GB, NULL, &s_ar));
-    agree_status(ctx, lt_trainer_step(ref.t, x, y, GB, GB, NULL, &s_ref));
+    lt_test_agree_status(ctx,
+                         lt_trainer_step(sh.t, x + (size_t)lr0 * IN, y + lr0, nr, GB, NULL, &s_sh));
+    lt_test_agree_status(ctx,
+                         lt_trainer_step(ar.t, x + (size_t)lr0 * IN, y + lr0, nr, GB, NULL, &s_ar));
+    lt_test_agree_status(ctx, lt_trainer_step(ref.t, x, y, GB, GB, NULL, &s_ref));
     /* the loss (of theta before the step) agrees; float sums, same tolerance */
     if (!(fabs(s_sh.loss - s_ref.loss) <= RTOL * s_ref.loss && s_sh.rows == GB &&
           fabs(s_ar.loss - s_ref.loss) <= RTOL * s_ref.loss)) {
-      ck.bad = 1;
-      snprintf(ck.msg, sizeof(ck.msg), "step %d: loss %.9g (sharded) %.9g (allreduce) vs %.9g", k,
-               s_sh.loss, s_ar.loss, s_ref.loss);
+      lt_test_fail_at(&ck, "step %d: loss %.9g (sharded) %.9g (allreduce) vs %.9g", k, s_sh.loss,
+                      s_ar.loss, s_ref.loss);
     }
     check_close(&ck, "sharded vs single-rank theta", k, sh.m->theta, ref.m->theta, np, ATOL);
     check_close(&ck, "allreduce vs single-rank theta", k, ar.m->theta, ref.m->theta, np, ATOL);
@@ -162,32 +131,27 @@ static void run_case(const lt_optim_cfg *oc, int mults) {
     memcpy(root, sh.m->theta, np * sizeof(float));
     MPI_Bcast(root, (int)np, MPI_FLOAT, 0, ctx->comm);
     if (!ck.bad && memcmp(root, sh.m->theta, np * sizeof(float)) != 0) {
-      ck.bad = 1;
-      snprintf(ck.msg, sizeof(ck.msg), "step %d: theta not replicated after the allgather", k);
+      lt_test_fail_at(&ck, "step %d: theta not replicated after the allgather", k);
     }
     /* padding stays zero; frozen fc1 stays bit-identical */
     for (size_t i = n; i < np && !ck.bad; i++)
       if (sh.m->theta[i] != 0.0f) {
-        ck.bad = 1;
-        snprintf(ck.msg, sizeof(ck.msg), "step %d: padding theta[%zu] = %g", k, i,
-                 (double)sh.m->theta[i]);
+        lt_test_fail_at(&ck, "step %d: padding theta[%zu] = %g", k, i, (double)sh.m->theta[i]);
       }
     if (mults) {
       const lt_layer *l1 = &sh.m->layer[0];
       size_t end = l1->b_off + (size_t)l1->out; /* fc1's W then b: [0, end) */
       if (!ck.bad && memcmp(sh.m->theta, theta0, end * sizeof(float)) != 0) {
-        ck.bad = 1;
-        snprintf(ck.msg, sizeof(ck.msg), "step %d: frozen fc1 changed", k);
+        lt_test_fail_at(&ck, "step %d: frozen fc1 changed", k);
       }
     }
     /* and the step really moved theta (the comparison is not vacuous) */
     double moved = 0.0;
     for (size_t i = 0; i < np; i++) moved = fmax(moved, fabs(ref.m->theta[i] - theta0[i]));
     if (!ck.bad && !(moved > 1e-4)) {
-      ck.bad = 1;
-      snprintf(ck.msg, sizeof(ck.msg), "step %d: theta moved by only %g", k, moved);
+      lt_test_fail_at(&ck, "step %d: theta moved by only %g", k, moved);
     }
-    agree(ctx, &ck);
+    lt_test_agree(ctx->comm, &ck);
   }
 
   /* ownership: each optimizer holds exactly its slice, and the slices partition
@@ -195,9 +159,8 @@ static void run_case(const lt_optim_cfg *oc, int mults) {
   size_t lohi[2];
   lt_optim_range(sh.t->opt, &lohi[0], &lohi[1]);
   if (lohi[0] != sh.t->sh.lo || lohi[1] != sh.t->sh.hi || lohi[1] - lohi[0] != np / (size_t)P) {
-    ck.bad = 1;
-    snprintf(ck.msg, sizeof(ck.msg), "optimizer range [%zu, %zu) vs shard [%zu, %zu), n_pad %zu",
-             lohi[0], lohi[1], sh.t->sh.lo, sh.t->sh.hi, np);
+    lt_test_fail_at(&ck, "optimizer range [%zu, %zu) vs shard [%zu, %zu), n_pad %zu", lohi[0],
+                    lohi[1], sh.t->sh.lo, sh.t->sh.hi, np);
   }
   unsigned long long mine[2] = {lohi[0], lohi[1]}, *all = calloc(2 * (size_t)P, sizeof(*all));
   assert_non_null(all);
@@ -206,18 +169,16 @@ static void run_case(const lt_optim_cfg *oc, int mults) {
     unsigned long long want_lo = r == 0 ? 0 : all[2 * (r - 1) + 1];
     if (all[2 * r] != want_lo || all[2 * r + 1] <= all[2 * r] ||
         (r == P - 1 && all[2 * r + 1] != np)) {
-      ck.bad = 1;
-      snprintf(ck.msg, sizeof(ck.msg), "slices do not partition [0, %zu): rank %d has [%llu, %llu)",
-               np, r, all[2 * r], all[2 * r + 1]);
+      lt_test_fail_at(&ck, "slices do not partition [0, %zu): rank %d has [%llu, %llu)", np, r,
+                      all[2 * r], all[2 * r + 1]);
     }
   }
   free(all);
   /* the sharded state, gathered, is the single-rank optimizer's full state */
   int ns = lt_optim_nstate(sh.t->opt);
   if (ns != lt_optim_nstate(ref.t->opt) || lt_optim_steps(sh.t->opt) != KSTEPS) {
-    ck.bad = 1;
-    snprintf(ck.msg, sizeof(ck.msg), "state count %d vs %d, steps %ld", ns,
-             lt_optim_nstate(ref.t->opt), lt_optim_steps(sh.t->opt));
+    lt_test_fail_at(&ck, "state count %d vs %d, steps %ld", ns, lt_optim_nstate(ref.t->opt),
+                    lt_optim_steps(sh.t->opt));
   }
   float *gathered = malloc(np * sizeof(float));
   assert_non_null(gathered);
@@ -228,7 +189,7 @@ static void run_case(const lt_optim_cfg *oc, int mults) {
     check_close(&ck, lt_optim_state_name(sh.t->opt, s), KSTEPS, gathered,
                 lt_optim_state(ref.t->opt, s), np, atol);
   }
-  agree(ctx, &ck);
+  lt_test_agree(ctx->comm, &ck);
 
   free(gathered);
   free(theta0), free(root), free(x), free(y);
@@ -252,24 +213,24 @@ static void test_sgd_nesterov(void **state) {
   run_case(&oc, 0);
 }
 
-static void test_adamw(void **state) {
-  (void)state;
+/* AdamW; mults: fc1 frozen and fc2 at half the learning rate */
+static void adamw_case(int mults) {
   lt_optim_cfg oc;
   lt_optim_cfg_default(&oc);
   oc.kind = LT_OPT_ADAMW;
   oc.lr = 1e-3;
   oc.weight_decay = 1e-2;
-  run_case(&oc, 0);
+  run_case(&oc, mults);
+}
+
+static void test_adamw(void **state) {
+  (void)state;
+  adamw_case(0);
 }
 
 static void test_adamw_frozen_and_mult(void **state) {
   (void)state;
-  lt_optim_cfg oc;
-  lt_optim_cfg_default(&oc);
-  oc.kind = LT_OPT_ADAMW;
-  oc.lr = 1e-3;
-  oc.weight_decay = 1e-2;
-  run_case(&oc, 1);
+  adamw_case(1);
 }
 
 static const struct CMUnitTest tests[] = {

@@ -36,17 +36,10 @@ static void make_batch(batch *b) {
   for (int i = 0; i < NA; i++) b->ya[i] = (int32_t)lt_rng_below(&r, C);
 }
 
-/* this rank's contiguous block of n rows */
-static void my_rows(int n, int rank, int size, int *first, int *cnt) {
-  *first = 0;
-  for (int r = 0; r < rank; r++) *first += lt_local_batch(n, r, size);
-  *cnt = lt_local_batch(n, rank, size);
-}
-
 static void terms_for(const batch *b, int rank, int size, lt_loss_term t[2]) {
   int fa, ca, fb, cb;
-  my_rows(NA, rank, size, &fa, &ca);
-  my_rows(NB, rank, size, &fb, &cb);
+  lt_test_block(NA, rank, size, &fa, &ca);
+  lt_test_block(NB, rank, size, &fb, &cb);
   t[0] = (lt_loss_term){.kind = LT_TERM_CE, .x = b->xa + fa * D, .rows = ca, .global_rows = NA,
                         .y = b->ya + fa, .weight = 1.0};
   t[1] = (lt_loss_term){.kind = LT_TERM_MSE_LOGITS, .x = b->xb + fb * D, .rows = cb,

@@ -93,9 +93,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   (void)state;
-  char cmd[700];
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-  return system(cmd) == 0 ? 0 : -1;
+  return lt_test_rmtree(dir);
 }
 
 /* Load `path` and expect status want with sub in the message (and the path). */

@@ -22,10 +22,7 @@ static char data_file[512];
 
 static int setup(void **state) {
   (void)state;
-  lt_test_tmpdir(dir, sizeof(dir), "deck");
-  char cmd[300];
-  snprintf(cmd, sizeof(cmd), "mkdir -p %s", dir);
-  if (system(cmd) != 0) return 1;
+  if (lt_test_mkdir(dir, sizeof(dir), "deck") != 0) return 1;
   snprintf(data_file, sizeof(data_file), "%s/data.h5", dir);
   FILE *f = fopen(data_file, "w");
   if (!f) return 1;
@@ -36,9 +33,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   (void)state;
-  char cmd[300];
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-  return system(cmd) != 0;
+  return lt_test_rmtree(dir);
 }
 
 static lt_status load(lt_ctx *ctx, const char *text, int n, char **sets, lt_deck *d) {

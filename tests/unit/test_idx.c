@@ -96,9 +96,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   (void)state;
-  char cmd[700];
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-  return system(cmd) == 0 ? 0 : -1;
+  return lt_test_rmtree(dir);
 }
 
 /* Read a whole uint8/integer dataset with plain HDF5; checks its dims. */
@@ -353,24 +351,9 @@ static void test_label_out_of_range(void **state) {
   int32_t y[6] = {0, 1, 1, 5, 0, 1};
   for (int i = 0; i < 24; i++) x[i] = (uint8_t)i;
   hsize_t xd[2] = {6, 4}, yd[1] = {6};
-  hid_t g = H5Gcreate2(f, "train", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  hid_t sp = H5Screate_simple(2, xd, NULL);
-  hid_t d = H5Dcreate2(g, "x", H5T_STD_U8LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, x);
-  H5Dclose(d);
-  H5Sclose(sp);
-  sp = H5Screate_simple(1, yd, NULL);
-  d = H5Dcreate2(g, "y", H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  H5Dwrite(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, y);
-  H5Dclose(d);
-  H5Sclose(sp);
-  H5Gclose(g);
-  sp = H5Screate(H5S_SCALAR);
-  hid_t a = H5Acreate2(f, "num_classes", H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-  int nc = 2;
-  H5Awrite(a, H5T_NATIVE_INT, &nc);
-  H5Aclose(a);
-  H5Sclose(sp);
+  lt_test_h5_write(f, "/train/x", H5T_STD_U8LE, H5T_NATIVE_UINT8, 2, xd, x);
+  lt_test_h5_write(f, "/train/y", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, yd, y);
+  lt_test_h5_attr_int(f, "num_classes", 2);
   H5Fclose(f);
 
   lt_ctx *ctx = lt_test_ctx();
