@@ -22,26 +22,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "lethe/h5io.h"
 #include "report.h"
 
 #define REP_PATH 4096
 #define REP_STR 128
 #define REP_TOL 1e-9 /* stored vs recomputed CL metrics: both are sums of a few doubles */
-
-/* For functions with a cleanup label `done` and a status variable `st`. */
-#define REP_FAIL(code, ...)                                                       \
-  do {                                                                            \
-    st = lt_error_set(ctx, (code), __FILE__, __LINE__, __func__, __VA_ARGS__);    \
-    goto done;                                                                    \
-  } while (0)
-#define REP_TRY(expr)                                                             \
-  do {                                                                            \
-    st = (expr);                                                                  \
-    if (st != LT_OK) {                                                            \
-      st = lt_error_trace(ctx, st, __FILE__, __LINE__, __func__);                 \
-      goto done;                                                                  \
-    }                                                                             \
-  } while (0)
 
 void lt_usage_report(FILE *out) {
   fprintf(out,
@@ -100,22 +86,23 @@ static lt_status read_ds(lt_ctx *ctx, hid_t f, const char *file, const char *nam
   double *buf = NULL;
   hid_t sp = H5I_INVALID_HID, ty = H5I_INVALID_HID;
   hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
-  if (ds < 0) REP_FAIL(LT_ERR_DATA, "'%s': %s is not a dataset", file, name);
+  if (ds < 0) LT_FAIL_DONE(ctx, st, LT_ERR_DATA, "'%s': %s is not a dataset", file, name);
   sp = H5Dget_space(ds);
   ty = H5Dget_type(ds);
   int r = H5Sget_simple_extent_ndims(sp);
   H5T_class_t cls = H5Tget_class(ty);
   if (r != rank)
-    REP_FAIL(LT_ERR_DATA, "'%s': dataset %s has %d dimension(s), expected %d", file, name, r,
-             rank);
+    LT_FAIL_DONE(ctx, st, LT_ERR_DATA, "'%s': dataset %s has %d dimension(s), expected %d", file,
+                 name, r, rank);
   if (cls != H5T_FLOAT && cls != H5T_INTEGER)
-    REP_FAIL(LT_ERR_DATA, "'%s': dataset %s is not numeric", file, name);
+    LT_FAIL_DONE(ctx, st, LT_ERR_DATA, "'%s': dataset %s is not numeric", file, name);
   H5Sget_simple_extent_dims(sp, dims, NULL);
   size_t n = (size_t)dims[0] * (rank == 2 ? (size_t)dims[1] : 1);
   if (lt_calloc_aligned((void **)&buf, n, sizeof(*buf)) != 0)
-    REP_FAIL(LT_ERR_MEM, "out of memory reading %s (%zu values) from '%s'", name, n, file);
+    LT_FAIL_DONE(ctx, st, LT_ERR_MEM, "out of memory reading %s (%zu values) from '%s'", name, n,
+                 file);
   if (n && H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
-    REP_FAIL(LT_ERR_H5, "'%s': cannot read dataset %s", file, name);
+    LT_FAIL_DONE(ctx, st, LT_ERR_H5, "'%s': cannot read dataset %s", file, name);
   *v = buf;
   buf = NULL;
 done:
@@ -161,14 +148,14 @@ static lt_status attr_str(lt_ctx *ctx, hid_t obj, const char *name, char **out) 
     if (H5Aread(a, mt, &vl) < 0 || !vl) goto done;
     size_t n = strlen(vl);
     if (lt_calloc_aligned((void **)&s, n + 1, 1) != 0)
-      REP_FAIL(LT_ERR_MEM, "out of memory reading attribute '%s'", name);
+      LT_FAIL_DONE(ctx, st, LT_ERR_MEM, "out of memory reading attribute '%s'", name);
     memcpy(s, vl, n);
   } else {
     size_t n = H5Tget_size(ty);
     H5Tset_size(mt, n + 1);
     H5Tset_strpad(mt, H5T_STR_NULLTERM);
     if (lt_calloc_aligned((void **)&s, n + 1, 1) != 0)
-      REP_FAIL(LT_ERR_MEM, "out of memory reading attribute '%s'", name);
+      LT_FAIL_DONE(ctx, st, LT_ERR_MEM, "out of memory reading attribute '%s'", name);
     if (H5Aread(a, mt, s) < 0) goto done;
   }
   *out = s;
@@ -449,11 +436,11 @@ static lt_status load_run(lt_ctx *ctx, const char *arg, run_info *r, hid_t *fout
   hid_t f;
   LT_CHECK(ctx, open_metrics(ctx, r->path, &f));
   lt_status st = LT_OK;
-  REP_TRY(attr_text(ctx, f, "lethe_version", r->version, sizeof(r->version)));
-  REP_TRY(attr_text(ctx, f, "git_revision", r->git, sizeof(r->git)));
-  REP_TRY(attr_text(ctx, f, "blis_kernels", r->blis, sizeof(r->blis)));
-  REP_TRY(attr_text(ctx, f, "created", r->created, sizeof(r->created)));
-  REP_TRY(attr_str(ctx, f, "deck", &r->deck));
+  LT_CHECK_DONE(ctx, st, attr_text(ctx, f, "lethe_version", r->version, sizeof(r->version)));
+  LT_CHECK_DONE(ctx, st, attr_text(ctx, f, "git_revision", r->git, sizeof(r->git)));
+  LT_CHECK_DONE(ctx, st, attr_text(ctx, f, "blis_kernels", r->blis, sizeof(r->blis)));
+  LT_CHECK_DONE(ctx, st, attr_text(ctx, f, "created", r->created, sizeof(r->created)));
+  LT_CHECK_DONE(ctx, st, attr_str(ctx, f, "deck", &r->deck));
   r->ranks = attr_f64(f, "ranks");
   r->threads = attr_f64(f, "blis_threads");
   r->seed = attr_f64(f, "seed");
@@ -461,10 +448,10 @@ static lt_status load_run(lt_ctx *ctx, const char *arg, run_info *r, hid_t *fout
   r->test_loss = attr_f64(f, "test_loss");
   r->rate = attr_f64(f, "samples_per_s");
   if (r->deck) {
-    REP_TRY(deck_key(ctx, r->deck, &r->key));
+    LT_CHECK_DONE(ctx, st, deck_key(ctx, r->deck, &r->key));
     if (!isfinite(r->seed)) r->seed = deck_seed(r->deck);
   }
-  REP_TRY(read_cl(ctx, f, r->path, &r->cl));
+  LT_CHECK_DONE(ctx, st, read_cl(ctx, f, r->path, &r->cl));
 done:
   if (st == LT_OK && fout)
     *fout = f;
@@ -497,7 +484,7 @@ static lt_status print_loss(lt_ctx *ctx, hid_t f, const char *file, FILE *out) {
   hsize_t d[2];
   double *loss = NULL, *lr = NULL, *dt = NULL;
   lt_status st = LT_OK;
-  REP_TRY(read_ds(ctx, f, file, "/train/loss", 1, d, &loss));
+  LT_CHECK_DONE(ctx, st, read_ds(ctx, f, file, "/train/loss", 1, d, &loss));
   long n = loss ? (long)d[0] : 0;
   if (n > 0) {
     fprintf(out, "training loss (/train/loss, %ld steps)\n", n);
@@ -522,7 +509,7 @@ static lt_status print_loss(lt_ctx *ctx, hid_t f, const char *file, FILE *out) {
     if (nbad)
       fprintf(out, "  non-finite   %ld step(s), the first at step %ld\n", nbad, firstbad + 1);
   }
-  REP_TRY(read_ds(ctx, f, file, "/train/lr", 1, d, &lr));
+  LT_CHECK_DONE(ctx, st, read_ds(ctx, f, file, "/train/lr", 1, d, &lr));
   if (lr && d[0] > 0) {
     long m = (long)d[0];
     double mx = lr[0];
@@ -530,7 +517,7 @@ static lt_status print_loss(lt_ctx *ctx, hid_t f, const char *file, FILE *out) {
     fprintf(out, "  lr           first %.6g, max %.6g, last %.6g (/train/lr)\n", lr[0], mx,
             lr[m - 1]);
   }
-  REP_TRY(read_ds(ctx, f, file, "/train/step_time", 1, d, &dt));
+  LT_CHECK_DONE(ctx, st, read_ds(ctx, f, file, "/train/step_time", 1, d, &dt));
   if (dt && d[0] > 0) {
     double sum = 0;
     for (hsize_t s = 0; s < d[0]; s++) sum += dt[s];
@@ -558,7 +545,7 @@ static lt_status print_epochs(lt_ctx *ctx, hid_t f, const char *file, FILE *out)
   lt_status st = LT_OK;
   for (int c = 0; c < NCOL; c++) {
     hsize_t d[2];
-    REP_TRY(read_ds(ctx, f, file, name[c], 1, d, &col[c]));
+    LT_CHECK_DONE(ctx, st, read_ds(ctx, f, file, name[c], 1, d, &col[c]));
     len[c] = col[c] ? (long)d[0] : 0;
     if (len[c] > rows) rows = len[c];
   }
@@ -622,11 +609,11 @@ static lt_status print_ranks(lt_ctx *ctx, hid_t f, const char *file, FILE *out) 
   hsize_t d[2];
   double *t = NULL, *tot = NULL;
   lt_status st = LT_OK;
-  REP_TRY(read_ds(ctx, f, file, "/ranks/step_time", 2, d, &t));
+  LT_CHECK_DONE(ctx, st, read_ds(ctx, f, file, "/ranks/step_time", 2, d, &t));
   if (!t || d[0] == 0 || d[1] == 0) goto done;
   size_t P = (size_t)d[0], S = (size_t)d[1];
   if (lt_calloc_aligned((void **)&tot, P, sizeof(*tot)) != 0)
-    REP_FAIL(LT_ERR_MEM, "out of memory for %zu rank totals", P);
+    LT_FAIL_DONE(ctx, st, LT_ERR_MEM, "out of memory for %zu rank totals", P);
   fprintf(out, "load balance (/ranks/step_time: %zu ranks x %zu steps)\n", P, S);
   fprintf(out, "  %5s %15s %14s\n", "rank", "mean step [ms]", "total [ms]");
   double sum_tot = 0, max_tot = -INFINITY, sum_max = 0, sum_mean = 0;
@@ -673,12 +660,12 @@ static lt_status report_one(lt_ctx *ctx, const char *arg, FILE *out) {
   run_info r;
   hid_t f = H5I_INVALID_HID;
   lt_status st = LT_OK;
-  REP_TRY(load_run(ctx, arg, &r, &f));
+  LT_CHECK_DONE(ctx, st, load_run(ctx, arg, &r, &f));
   print_provenance(out, &r);
-  REP_TRY(print_loss(ctx, f, r.path, out));
-  REP_TRY(print_epochs(ctx, f, r.path, out));
+  LT_CHECK_DONE(ctx, st, print_loss(ctx, f, r.path, out));
+  LT_CHECK_DONE(ctx, st, print_epochs(ctx, f, r.path, out));
   print_cl(out, r.path, &r.cl);
-  REP_TRY(print_ranks(ctx, f, r.path, out));
+  LT_CHECK_DONE(ctx, st, print_ranks(ctx, f, r.path, out));
 done:
   if (f >= 0) H5Fclose(f);
   run_free(&r);
@@ -772,7 +759,7 @@ static lt_status report_many(lt_ctx *ctx, int n, char **args, FILE *out) {
   int loaded = 0, ngroups = 0, has_cl = 0;
   for (int i = 0; i < n; i++) {
     loaded = i + 1;
-    REP_TRY(load_run(ctx, args[i], &runs[i], NULL));
+    LT_CHECK_DONE(ctx, st, load_run(ctx, args[i], &runs[i], NULL));
     runs[i].group = -1;
     for (int j = 0; j < i && runs[i].key && runs[i].group < 0; j++)
       if (runs[j].key && strcmp(runs[j].key, runs[i].key) == 0) runs[i].group = runs[j].group;
@@ -834,13 +821,11 @@ lt_status lt_cmd_report(lt_ctx *ctx, int argc, char **argv) {
                         "arguments, and --help)",
                         argv[i]);
   if (st == LT_OK && ctx->rank == 0) {
-    H5E_auto2_t func = NULL;
-    void *data = NULL;
-    H5Eget_auto2(H5E_DEFAULT, &func, &data); /* lethe reports HDF5 failures itself */
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    lt_h5_quiet q;
+    lt_h5_quiet_on(&q); /* lethe reports HDF5 failures itself */
     st = argc == 2 ? report_one(ctx, argv[1], stdout)
                    : report_many(ctx, argc - 1, argv + 1, stdout);
-    H5Eset_auto2(H5E_DEFAULT, func, data);
+    lt_h5_quiet_off(&q);
     fflush(stdout);
   }
   st = lt_agree(ctx, st);

@@ -72,7 +72,7 @@ static lt_status open_split(lt_ctx *ctx, const char *path, hid_t file, const cha
   s->x = H5Dopen2(file, p, H5P_DEFAULT);
   if (s->x < 0 || (s->xspace = H5Dget_space(s->x)) < 0 || (s->xtype = H5Dget_type(s->x)) < 0)
     LT_ERROR(ctx, LT_ERR_H5, "dataset file '%s': cannot open %s: %s", path, p,
-             lt_data_h5_msg(msg, sizeof(msg)));
+             lt_h5_msg(msg, sizeof(msg)));
   s->xrank = H5Sget_simple_extent_ndims(s->xspace);
   if (s->xrank < 2 || s->xrank > MAX_XRANK)
     LT_ERROR(ctx, LT_ERR_DATA,
@@ -99,7 +99,7 @@ static lt_status open_split(lt_ctx *ctx, const char *path, hid_t file, const cha
   s->y = H5Dopen2(file, p, H5P_DEFAULT);
   if (s->y < 0 || (s->yspace = H5Dget_space(s->y)) < 0 || (s->ytype = H5Dget_type(s->y)) < 0)
     LT_ERROR(ctx, LT_ERR_H5, "dataset file '%s': cannot open %s: %s", path, p,
-             lt_data_h5_msg(msg, sizeof(msg)));
+             lt_h5_msg(msg, sizeof(msg)));
   int yrank = H5Sget_simple_extent_ndims(s->yspace);
   if (yrank != 1)
     LT_ERROR(ctx, LT_ERR_DATA, "dataset file '%s': %s has rank %d; expected 1 [N]", path, p, yrank);
@@ -129,23 +129,23 @@ static lt_status read_attrs(lt_ctx *ctx, const char *path, hid_t file, int *num_
   *num_classes = 0;
   name[0] = '\0';
   if (H5Aexists(file, "num_classes") <= 0)
-    LT_DATA_FAIL(ctx, st, LT_ERR_DATA,
+    LT_FAIL_DONE(ctx, st, LT_ERR_DATA,
                  "dataset file '%s' has no root attribute num_classes (an integer >= 2)", path);
   if ((a = H5Aopen(file, "num_classes", H5P_DEFAULT)) < 0 || (t = H5Aget_type(a)) < 0 ||
       (sp = H5Aget_space(a)) < 0)
-    LT_DATA_FAIL(ctx, st, LT_ERR_H5, "dataset file '%s': cannot open attribute num_classes: %s",
-                 path, lt_data_h5_msg(msg, sizeof(msg)));
+    LT_FAIL_DONE(ctx, st, LT_ERR_H5, "dataset file '%s': cannot open attribute num_classes: %s",
+                 path, lt_h5_msg(msg, sizeof(msg)));
   if (H5Tget_class(t) != H5T_INTEGER || H5Sget_simple_extent_npoints(sp) != 1)
-    LT_DATA_FAIL(ctx, st, LT_ERR_DATA,
+    LT_FAIL_DONE(ctx, st, LT_ERR_DATA,
                  "dataset file '%s': root attribute num_classes is %s with %lld element(s); "
                  "expected one integer", path, lt_data_h5_type_name(t, tn, sizeof(tn)),
                  (long long)H5Sget_simple_extent_npoints(sp));
   long long nc = 0;
   if (H5Aread(a, H5T_NATIVE_LLONG, &nc) < 0)
-    LT_DATA_FAIL(ctx, st, LT_ERR_H5, "dataset file '%s': cannot read num_classes: %s", path,
-                 lt_data_h5_msg(msg, sizeof(msg)));
+    LT_FAIL_DONE(ctx, st, LT_ERR_H5, "dataset file '%s': cannot read num_classes: %s", path,
+                 lt_h5_msg(msg, sizeof(msg)));
   if (nc < 2 || nc > INT_MAX)
-    LT_DATA_FAIL(ctx, st, LT_ERR_DATA, "dataset file '%s': num_classes = %lld; must be at least 2",
+    LT_FAIL_DONE(ctx, st, LT_ERR_DATA, "dataset file '%s': num_classes = %lld; must be at least 2",
                  path, nc);
   *num_classes = (int)nc;
   H5Aclose(a);
@@ -156,10 +156,10 @@ static lt_status read_attrs(lt_ctx *ctx, const char *path, hid_t file, int *num_
   if (H5Aexists(file, "name") <= 0) goto done;
   if ((a = H5Aopen(file, "name", H5P_DEFAULT)) < 0 || (t = H5Aget_type(a)) < 0 ||
       (sp = H5Aget_space(a)) < 0)
-    LT_DATA_FAIL(ctx, st, LT_ERR_H5, "dataset file '%s': cannot open attribute name: %s", path,
-                 lt_data_h5_msg(msg, sizeof(msg)));
+    LT_FAIL_DONE(ctx, st, LT_ERR_H5, "dataset file '%s': cannot open attribute name: %s", path,
+                 lt_h5_msg(msg, sizeof(msg)));
   if (H5Tget_class(t) != H5T_STRING || H5Sget_simple_extent_npoints(sp) != 1)
-    LT_DATA_FAIL(ctx, st, LT_ERR_DATA,
+    LT_FAIL_DONE(ctx, st, LT_ERR_DATA,
                  "dataset file '%s': root attribute name is %s; expected one string", path,
                  lt_data_h5_type_name(t, tn, sizeof(tn)));
   int variable = H5Tis_variable_str(t) > 0;
@@ -168,8 +168,8 @@ static lt_status read_attrs(lt_ctx *ctx, const char *path, hid_t file, int *num_
       H5Tset_size(mt, variable ? H5T_VARIABLE : len) < 0 ||
       (!variable && H5Tset_strpad(mt, H5T_STR_NULLTERM) < 0) ||
       H5Aread(a, mt, variable ? (void *)&vstr : (void *)name) < 0)
-    LT_DATA_FAIL(ctx, st, LT_ERR_H5, "dataset file '%s': cannot read attribute name: %s", path,
-                 lt_data_h5_msg(msg, sizeof(msg)));
+    LT_FAIL_DONE(ctx, st, LT_ERR_H5, "dataset file '%s': cannot read attribute name: %s", path,
+                 lt_h5_msg(msg, sizeof(msg)));
   if (variable) snprintf(name, len, "%s", vstr ? vstr : "");
   name[len - 1] = '\0';
 done:
@@ -206,18 +206,18 @@ static lt_status read_shard(lt_ctx *ctx, const char *path, const char *what, hid
   if ((ms = H5Screate_simple(rank, mdims, NULL)) < 0 ||
       (dxpl = H5Pcreate(H5P_DATASET_XFER)) < 0 ||
       H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE) < 0)
-    LT_DATA_FAIL(ctx, st, LT_ERR_H5, "dataset file '%s': cannot set up the read of %s: %s", path,
-                 what, lt_data_h5_msg(msg, sizeof(msg)));
+    LT_FAIL_DONE(ctx, st, LT_ERR_H5, "dataset file '%s': cannot set up the read of %s: %s", path,
+                 what, lt_h5_msg(msg, sizeof(msg)));
   /* a rank without samples still takes part in the collective read */
   herr_t sel = n_local > 0
                    ? H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, stride, count, block)
                    : (H5Sselect_none(fspace) < 0 ? -1 : H5Sselect_none(ms));
   if (sel < 0)
-    LT_DATA_FAIL(ctx, st, LT_ERR_H5, "dataset file '%s': cannot select the shard of %s: %s", path,
-                 what, lt_data_h5_msg(msg, sizeof(msg)));
+    LT_FAIL_DONE(ctx, st, LT_ERR_H5, "dataset file '%s': cannot select the shard of %s: %s", path,
+                 what, lt_h5_msg(msg, sizeof(msg)));
   if (H5Dread(dset, memtype, ms, fspace, dxpl, buf) < 0)
-    LT_DATA_FAIL(ctx, st, LT_ERR_H5, "dataset file '%s': reading %s failed: %s", path, what,
-                 lt_data_h5_msg(msg, sizeof(msg)));
+    LT_FAIL_DONE(ctx, st, LT_ERR_H5, "dataset file '%s': reading %s failed: %s", path, what,
+                 lt_h5_msg(msg, sizeof(msg)));
   if (ctx->log_level >= LT_LOG_DEBUG) {
     H5D_mpio_actual_io_mode_t mode = H5D_MPIO_NO_COLLECTIVE;
     H5Pget_mpio_actual_io_mode(dxpl, &mode);
@@ -311,7 +311,7 @@ static lt_status load(lt_ctx *ctx, const char *path, const char *split, lt_data_
     file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
   if (file < 0)
     st = LT_DATA_ERR(ctx, LT_ERR_H5, "cannot open dataset file '%s' with MPI-IO: %s", path,
-                     lt_data_h5_msg(msg, sizeof(msg)));
+                     lt_h5_msg(msg, sizeof(msg)));
   if (fapl >= 0) H5Pclose(fapl);
   st = lt_agree(ctx, st);
   if (st != LT_OK) goto done;
@@ -329,7 +329,7 @@ static lt_status load(lt_ctx *ctx, const char *path, const char *split, lt_data_
     nd = (size_t)n * (size_t)s.d;
     if ((ymem = H5Tget_native_type(s.ytype, H5T_DIR_ASCEND)) < 0)
       st = LT_DATA_ERR(ctx, LT_ERR_H5, "dataset file '%s': /%s/y: no native type: %s", path,
-                       split, lt_data_h5_msg(msg, sizeof(msg)));
+                       split, lt_h5_msg(msg, sizeof(msg)));
   }
   if (st == LT_OK) {
     ysize = H5Tget_size(ymem);
@@ -380,9 +380,9 @@ static lt_status load(lt_ctx *ctx, const char *path, const char *split, lt_data_
     }
     ds->y[i] = (int32_t)(v < 0 || v >= num_classes ? 0 : v);
   }
-  LT_DATA_TRY(ctx, st, agree_defect(ctx, bad, first, value, &total, &gfirst, &gvalue));
+  LT_CHECK_DONE(ctx, st, agree_defect(ctx, bad, first, value, &total, &gfirst, &gvalue));
   if (total > 0)
-    LT_DATA_FAIL(ctx, st, LT_ERR_DATA,
+    LT_FAIL_DONE(ctx, st, LT_ERR_DATA,
                  "dataset file '%s': label /%s/y[%lld] = %lld is outside [0, %d) "
                  "(num_classes = %d); %ld label(s) out of range in this split",
                  path, split, (long long)gfirst, (long long)gvalue, num_classes, num_classes,
@@ -403,9 +403,9 @@ static lt_status load(lt_ctx *ctx, const char *path, const char *split, lt_data_
         value = (int64_t)(i % s.d);
       }
     }
-    LT_DATA_TRY(ctx, st, agree_defect(ctx, bad, first, value, &total, &gfirst, &gvalue));
+    LT_CHECK_DONE(ctx, st, agree_defect(ctx, bad, first, value, &total, &gfirst, &gvalue));
     if (total > 0)
-      LT_DATA_FAIL(ctx, st, LT_ERR_DATA,
+      LT_FAIL_DONE(ctx, st, LT_ERR_DATA,
                    "dataset file '%s': /%s/x of sample %lld, feature %lld is not finite; "
                    "%ld non-finite value(s) in this split",
                    path, split, (long long)gfirst, (long long)gvalue, total);
@@ -420,11 +420,11 @@ static lt_status load(lt_ctx *ctx, const char *path, const char *split, lt_data_
         acc[1] += (double)ds->x[i] * ds->x[i];
       }
       if (MPI_Allreduce(MPI_IN_PLACE, acc, 2, MPI_DOUBLE, MPI_SUM, ctx->comm) != MPI_SUCCESS)
-        LT_DATA_FAIL(ctx, st, LT_ERR_MPI, "MPI_Allreduce of the feature statistics failed");
+        LT_FAIL_DONE(ctx, st, LT_ERR_MPI, "MPI_Allreduce of the feature statistics failed");
       double cnt = (double)s.n * (double)s.d;
       double mean = acc[0] / cnt, var = acc[1] / cnt - mean * mean;
       if (!(var > 1e-12 * (1.0 + mean * mean)))
-        LT_DATA_FAIL(ctx, st, LT_ERR_DATA,
+        LT_FAIL_DONE(ctx, st, LT_ERR_DATA,
                      "dataset file '%s': /%s/x is constant (mean %g, variance %g); "
                      "cannot standardise", path, split, mean, var);
       opts->mean = (float)mean;
@@ -451,10 +451,10 @@ lt_status lt_dataset_load(lt_ctx *ctx, const char *path, const char *split, lt_d
                           lt_dataset **ds) {
   *ds = NULL;
   lt_data_opts defaults = {.scale = 1, .standardize = 0, .mean = 0.0f, .std = 0.0f};
-  lt_data_h5_quiet q;
-  lt_data_h5_silence(&q);
+  lt_h5_quiet q;
+  lt_h5_quiet_on(&q);
   lt_status st = load(ctx, path, split, opts ? opts : &defaults, ds);
-  lt_data_h5_restore(&q);
+  lt_h5_quiet_off(&q);
   if (st != LT_OK) return lt_error_trace(ctx, st, __FILE__, __LINE__, __func__);
   return LT_OK;
 }
@@ -480,7 +480,7 @@ static lt_status info_split(lt_ctx *ctx, const char *path, hid_t file, const cha
   long *counts = NULL;
   hid_t g = H5I_INVALID_HID, gs = H5I_INVALID_HID, gt = H5I_INVALID_HID;
   char tx[64], ty[64], dx[160], dy[64], msg[256];
-  LT_DATA_TRY(ctx, st, open_split(ctx, path, file, split, &s));
+  LT_CHECK_DONE(ctx, st, open_split(ctx, path, file, split, &s));
   dims_str(dx, sizeof(dx), s.xdims, s.xrank);
   dims_str(dy, sizeof(dy), &s.n, 1);
   fprintf(out, "  split %s: %llu samples, %llu features\n", split, (unsigned long long)s.n,
@@ -493,22 +493,22 @@ static lt_status info_split(lt_ctx *ctx, const char *path, hid_t file, const cha
     snprintf(p, sizeof(p), "/%s/group", split);
     if ((g = H5Dopen2(file, p, H5P_DEFAULT)) < 0 || (gs = H5Dget_space(g)) < 0 ||
         (gt = H5Dget_type(g)) < 0)
-      LT_DATA_FAIL(ctx, st, LT_ERR_H5, "dataset file '%s': cannot open %s: %s", path, p,
-                   lt_data_h5_msg(msg, sizeof(msg)));
+      LT_FAIL_DONE(ctx, st, LT_ERR_H5, "dataset file '%s': cannot open %s: %s", path, p,
+                   lt_h5_msg(msg, sizeof(msg)));
     int gr = H5Sget_simple_extent_ndims(gs);
     if (gr < 1 || gr > MAX_XRANK)
-      LT_DATA_FAIL(ctx, st, LT_ERR_DATA, "dataset file '%s': %s has rank %d; expected 1 [N]", path,
+      LT_FAIL_DONE(ctx, st, LT_ERR_DATA, "dataset file '%s': %s has rank %d; expected 1 [N]", path,
                    p, gr);
     H5Sget_simple_extent_dims(gs, gd, NULL);
     dims_str(dx, sizeof(dx), gd, gr);
     fprintf(out, "    group  %-8s %s\n", lt_data_h5_type_name(gt, tx, sizeof(tx)), dx);
   }
-  LT_DATA_TRY(ctx, st, alloc(ctx, (void **)&y, s.n, sizeof(*y), "the labels"));
-  LT_DATA_TRY(ctx, st, alloc(ctx, (void **)&counts, (size_t)num_classes, sizeof(*counts),
-                             "the class counts"));
+  LT_CHECK_DONE(ctx, st, alloc(ctx, (void **)&y, s.n, sizeof(*y), "the labels"));
+  LT_CHECK_DONE(ctx, st, alloc(ctx, (void **)&counts, (size_t)num_classes, sizeof(*counts),
+                               "the class counts"));
   if (H5Dread(s.y, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, y) < 0)
-    LT_DATA_FAIL(ctx, st, LT_ERR_H5, "dataset file '%s': reading /%s/y failed: %s", path, split,
-                 lt_data_h5_msg(msg, sizeof(msg)));
+    LT_FAIL_DONE(ctx, st, LT_ERR_H5, "dataset file '%s': reading /%s/y failed: %s", path, split,
+                 lt_h5_msg(msg, sizeof(msg)));
   long outside = 0;
   for (hsize_t i = 0; i < s.n; i++) {
     if (y[i] >= 0 && y[i] < num_classes)
@@ -536,32 +536,32 @@ static lt_status info(lt_ctx *ctx, const char *path, FILE *out) {
   lt_status st = LT_OK;
   hid_t file = H5I_INVALID_HID;
   char msg[256], name[256];
-  LT_DATA_TRY(ctx, st, lt_data_check_file(ctx, path, "dataset"));
+  LT_CHECK_DONE(ctx, st, lt_data_check_file(ctx, path, "dataset"));
   if (H5Fis_hdf5(path) <= 0)
-    LT_DATA_FAIL(ctx, st, LT_ERR_DATA, "dataset file '%s' is not an HDF5 file", path);
+    LT_FAIL_DONE(ctx, st, LT_ERR_DATA, "dataset file '%s' is not an HDF5 file", path);
   if ((file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0)
-    LT_DATA_FAIL(ctx, st, LT_ERR_H5, "cannot open dataset file '%s': %s", path,
-                 lt_data_h5_msg(msg, sizeof(msg)));
+    LT_FAIL_DONE(ctx, st, LT_ERR_H5, "cannot open dataset file '%s': %s", path,
+                 lt_h5_msg(msg, sizeof(msg)));
   int num_classes = 0;
-  LT_DATA_TRY(ctx, st, read_attrs(ctx, path, file, &num_classes, name, sizeof(name)));
+  LT_CHECK_DONE(ctx, st, read_attrs(ctx, path, file, &num_classes, name, sizeof(name)));
   fprintf(out, "dataset file %s\n  name         %s\n  num_classes  %d\n", path,
           name[0] ? name : "(none)", num_classes);
   H5G_info_t gi;
   if (H5Gget_info(file, &gi) < 0)
-    LT_DATA_FAIL(ctx, st, LT_ERR_H5, "dataset file '%s': cannot list the root group: %s", path,
-                 lt_data_h5_msg(msg, sizeof(msg)));
+    LT_FAIL_DONE(ctx, st, LT_ERR_H5, "dataset file '%s': cannot list the root group: %s", path,
+                 lt_h5_msg(msg, sizeof(msg)));
   int nsplits = 0;
   for (hsize_t i = 0; i < gi.nlinks; i++) {
     char split[256];
     if (H5Lget_name_by_idx(file, ".", H5_INDEX_NAME, H5_ITER_INC, i, split, sizeof(split),
                            H5P_DEFAULT) < 0)
-      LT_DATA_FAIL(ctx, st, LT_ERR_H5, "dataset file '%s': cannot list the root group: %s", path,
-                   lt_data_h5_msg(msg, sizeof(msg)));
+      LT_FAIL_DONE(ctx, st, LT_ERR_H5, "dataset file '%s': cannot list the root group: %s", path,
+                   lt_h5_msg(msg, sizeof(msg)));
     if (!has_array(file, split, "x") && !has_array(file, split, "y")) {
       fprintf(out, "  (%s: not a split, no x and y)\n", split);
       continue;
     }
-    LT_DATA_TRY(ctx, st, info_split(ctx, path, file, split, num_classes, out));
+    LT_CHECK_DONE(ctx, st, info_split(ctx, path, file, split, num_classes, out));
     nsplits++;
   }
   if (nsplits == 0) fprintf(out, "  WARNING: no splits (groups with x and y)\n");
@@ -574,10 +574,10 @@ done:
 lt_status lt_data_info(lt_ctx *ctx, const char *path, FILE *out) {
   lt_status st = LT_OK;
   if (ctx->rank == 0) {
-    lt_data_h5_quiet q;
-    lt_data_h5_silence(&q);
+    lt_h5_quiet q;
+    lt_h5_quiet_on(&q);
     st = info(ctx, path, out ? out : stdout);
-    lt_data_h5_restore(&q);
+    lt_h5_quiet_off(&q);
   }
   st = lt_agree(ctx, st);
   if (st != LT_OK) return lt_error_trace(ctx, st, __FILE__, __LINE__, __func__);

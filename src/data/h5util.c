@@ -5,38 +5,6 @@
 
 #include "data_internal.h"
 
-void lt_data_h5_silence(lt_data_h5_quiet *saved) {
-  saved->func = NULL;
-  saved->data = NULL;
-  H5Eget_auto2(H5E_DEFAULT, &saved->func, &saved->data);
-  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-}
-
-void lt_data_h5_restore(const lt_data_h5_quiet *saved) {
-  H5Eset_auto2(H5E_DEFAULT, saved->func, saved->data);
-}
-
-typedef struct {
-  char *buf;
-  size_t len;
-} msg_sink;
-
-static herr_t innermost(unsigned n, const H5E_error2_t *e, void *data) {
-  msg_sink *s = data;
-  /* walking upward, frame 0 is where the error was first detected */
-  if (n == 0 && e && e->desc) snprintf(s->buf, s->len, "%s", e->desc);
-  return 0;
-}
-
-const char *lt_data_h5_msg(char *buf, size_t len) {
-  if (!buf || len == 0) return "";
-  buf[0] = '\0';
-  msg_sink s = {buf, len};
-  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost, &s);
-  if (!buf[0]) snprintf(buf, len, "no HDF5 error message");
-  return buf;
-}
-
 lt_status lt_data_check_file(lt_ctx *ctx, const char *path, const char *what) {
   if (!path || !*path) LT_ERROR(ctx, LT_ERR_ARG, "no %s file given", what);
   struct stat sb;

@@ -51,9 +51,9 @@ static lt_status idx_read(lt_ctx *ctx, const char *path, uint32_t magic, idx_arr
   const char *kind = images ? "IDX image" : "IDX label";
   gzFile f = NULL;
   memset(a, 0, sizeof(*a));
-  LT_DATA_TRY(ctx, st, lt_data_check_file(ctx, path, kind));
+  LT_CHECK_DONE(ctx, st, lt_data_check_file(ctx, path, kind));
   if (!(f = gzopen(path, "rb")))
-    LT_DATA_FAIL(ctx, st, LT_ERR_IO, "cannot open %s file '%s'", kind, path);
+    LT_FAIL_DONE(ctx, st, LT_ERR_IO, "cannot open %s file '%s'", kind, path);
 
   /* header: magic and dims, big-endian 32-bit */
   const int ndim = images ? 3 : 1;
@@ -61,39 +61,39 @@ static lt_status idx_read(lt_ctx *ctx, const char *path, uint32_t magic, idx_arr
   size_t hlen = 4 + 4 * (size_t)ndim;
   long long r = gz_read_all(f, hdr, hlen);
   if (r < 0 || (size_t)r < 4)
-    LT_DATA_FAIL(ctx, st, LT_ERR_DATA, "corrupt or truncated gzip/IDX file '%s': %s", path,
+    LT_FAIL_DONE(ctx, st, LT_ERR_DATA, "corrupt or truncated gzip/IDX file '%s': %s", path,
                  gz_msg(f, path, "shorter than the 4-byte IDX magic"));
   uint32_t v[4] = {0, 0, 0, 0};
   for (int k = 0; k < 4; k++)
     v[k] = (uint32_t)hdr[4 * k] << 24 | (uint32_t)hdr[4 * k + 1] << 16 |
            (uint32_t)hdr[4 * k + 2] << 8 | (uint32_t)hdr[4 * k + 3];
   if (v[0] != magic)
-    LT_DATA_FAIL(ctx, st, LT_ERR_DATA, "'%s' is not an %s file: magic 0x%08x (expected 0x%08x)",
+    LT_FAIL_DONE(ctx, st, LT_ERR_DATA, "'%s' is not an %s file: magic 0x%08x (expected 0x%08x)",
                  path, kind, v[0], magic);
   if ((size_t)r < hlen)
-    LT_DATA_FAIL(ctx, st, LT_ERR_DATA,
+    LT_FAIL_DONE(ctx, st, LT_ERR_DATA,
                  "corrupt or truncated gzip/IDX file '%s': header of %zu bytes ends after %lld",
                  path, hlen, r);
   a->n = v[1];
   a->h = images ? v[2] : 1;
   a->w = images ? v[3] : 1;
   if (a->n == 0 || a->h == 0 || a->w == 0)
-    LT_DATA_FAIL(ctx, st, LT_ERR_DATA, "%s file '%s' is empty: dimensions %u x %u x %u", kind,
+    LT_FAIL_DONE(ctx, st, LT_ERR_DATA, "%s file '%s' is empty: dimensions %u x %u x %u", kind,
                  path, a->n, a->h, a->w);
   if ((uint64_t)a->h * a->w > INT_MAX)
-    LT_DATA_FAIL(ctx, st, LT_ERR_DATA, "%s file '%s': images of %u x %u pixels are too large",
+    LT_FAIL_DONE(ctx, st, LT_ERR_DATA, "%s file '%s': images of %u x %u pixels are too large",
                  kind, path, a->h, a->w);
   size_t bytes = (size_t)a->n * a->h * a->w;
   if (lt_calloc_aligned((void **)&a->data, bytes, 1) != 0)
-    LT_DATA_FAIL(ctx, st, LT_ERR_MEM, "out of memory reading %zu bytes of %s file '%s'", bytes,
+    LT_FAIL_DONE(ctx, st, LT_ERR_MEM, "out of memory reading %zu bytes of %s file '%s'", bytes,
                  kind, path);
   r = gz_read_all(f, a->data, bytes);
   if (r < 0)
-    LT_DATA_FAIL(ctx, st, LT_ERR_DATA,
+    LT_FAIL_DONE(ctx, st, LT_ERR_DATA,
                  "corrupt or truncated gzip/IDX file '%s': %s (reading %zu data bytes for "
                  "%u x %u x %u)", path, gz_msg(f, path, "read error"), bytes, a->n, a->h, a->w);
   if ((size_t)r < bytes)
-    LT_DATA_FAIL(ctx, st, LT_ERR_DATA,
+    LT_FAIL_DONE(ctx, st, LT_ERR_DATA,
                  "corrupt or truncated gzip/IDX file '%s': %s: the data ends after %lld of "
                  "%zu bytes for %u x %u x %u", path, gz_msg(f, path, "short file"), r, bytes,
                  a->n, a->h, a->w);
@@ -101,16 +101,16 @@ static lt_status idx_read(lt_ctx *ctx, const char *path, uint32_t magic, idx_arr
   uint8_t extra;
   r = gz_read_all(f, &extra, 1);
   if (r < 0)
-    LT_DATA_FAIL(ctx, st, LT_ERR_DATA, "corrupt or truncated gzip/IDX file '%s': %s", path,
+    LT_FAIL_DONE(ctx, st, LT_ERR_DATA, "corrupt or truncated gzip/IDX file '%s': %s", path,
                  gz_msg(f, path, "read error"));
   if (r > 0)
-    LT_DATA_FAIL(ctx, st, LT_ERR_DATA,
+    LT_FAIL_DONE(ctx, st, LT_ERR_DATA,
                  "%s file '%s' has data after its %u x %u x %u values (wrong dimensions?)", kind,
                  path, a->n, a->h, a->w);
   int zr = gzclose_r(f);
   f = NULL;
   if (zr != Z_OK)
-    LT_DATA_FAIL(ctx, st, LT_ERR_DATA, "corrupt or truncated gzip/IDX file '%s': %s", path,
+    LT_FAIL_DONE(ctx, st, LT_ERR_DATA, "corrupt or truncated gzip/IDX file '%s': %s", path,
                  zr == Z_BUF_ERROR ? "ends in the middle of a gzip stream" : "close failed");
 done:
   if (f) gzclose_r(f);
@@ -136,8 +136,8 @@ static lt_status write_split(lt_ctx *ctx, const char *tmp, hid_t file, const cha
   char msg[256];
   hsize_t xd[4] = {x->n, 1, x->h, x->w}, yd[1] = {y->n};
   if ((g = H5Gcreate2(file, split, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0)
-    LT_DATA_FAIL(ctx, st, LT_ERR_H5, "cannot create group /%s in '%s': %s", split, tmp,
-                 lt_data_h5_msg(msg, sizeof(msg)));
+    LT_FAIL_DONE(ctx, st, LT_ERR_H5, "cannot create group /%s in '%s': %s", split, tmp,
+                 lt_h5_msg(msg, sizeof(msg)));
   for (int k = 0; k < 2; k++) {
     const idx_array *a = k ? y : x;
     /* contiguous layout: the strided parallel reads need no chunk decompression */
@@ -145,8 +145,8 @@ static lt_status write_split(lt_ctx *ctx, const char *tmp, hid_t file, const cha
         (d = H5Dcreate2(g, k ? "y" : "x", H5T_STD_U8LE, sp, H5P_DEFAULT, H5P_DEFAULT,
                         H5P_DEFAULT)) < 0 ||
         H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, a->data) < 0)
-      LT_DATA_FAIL(ctx, st, LT_ERR_H5, "cannot write /%s/%s to '%s': %s", split, k ? "y" : "x",
-                   tmp, lt_data_h5_msg(msg, sizeof(msg)));
+      LT_FAIL_DONE(ctx, st, LT_ERR_H5, "cannot write /%s/%s to '%s': %s", split, k ? "y" : "x",
+                   tmp, lt_h5_msg(msg, sizeof(msg)));
     H5Dclose(d);
     H5Sclose(sp);
     d = sp = H5I_INVALID_HID;
@@ -166,8 +166,8 @@ static lt_status write_attrs(lt_ctx *ctx, const char *tmp, hid_t file, int num_c
   if ((sp = H5Screate(H5S_SCALAR)) < 0 ||
       (a = H5Acreate2(file, "num_classes", H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
       H5Awrite(a, H5T_NATIVE_INT, &num_classes) < 0)
-    LT_DATA_FAIL(ctx, st, LT_ERR_H5, "cannot write attribute num_classes to '%s': %s", tmp,
-                 lt_data_h5_msg(msg, sizeof(msg)));
+    LT_FAIL_DONE(ctx, st, LT_ERR_H5, "cannot write attribute num_classes to '%s': %s", tmp,
+                 lt_h5_msg(msg, sizeof(msg)));
   H5Aclose(a);
   a = H5I_INVALID_HID;
   /* a variable-length UTF-8 string: h5py reads it as str */
@@ -175,8 +175,8 @@ static lt_status write_attrs(lt_ctx *ctx, const char *tmp, hid_t file, int num_c
       H5Tset_cset(t, H5T_CSET_UTF8) < 0 ||
       (a = H5Acreate2(file, "name", t, sp, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
       H5Awrite(a, t, &name) < 0)
-    LT_DATA_FAIL(ctx, st, LT_ERR_H5, "cannot write attribute name to '%s': %s", tmp,
-                 lt_data_h5_msg(msg, sizeof(msg)));
+    LT_FAIL_DONE(ctx, st, LT_ERR_H5, "cannot write attribute name to '%s': %s", tmp,
+                 lt_h5_msg(msg, sizeof(msg)));
 done:
   if (a >= 0) H5Aclose(a);
   if (t >= 0) H5Tclose(t);
@@ -199,11 +199,11 @@ static lt_status import(lt_ctx *ctx, const char *train_images, const char *train
   hid_t file = H5I_INVALID_HID;
   char *tmp = NULL, msg[256], base[256];
   const int has_test = test_images != NULL;
-  if (!out || !*out) LT_DATA_FAIL(ctx, st, LT_ERR_ARG, "import-idx: no output file given");
+  if (!out || !*out) LT_FAIL_DONE(ctx, st, LT_ERR_ARG, "import-idx: no output file given");
   if (!train_images || !train_labels)
-    LT_DATA_FAIL(ctx, st, LT_ERR_ARG, "import-idx: training images and labels are required");
+    LT_FAIL_DONE(ctx, st, LT_ERR_ARG, "import-idx: training images and labels are required");
   if ((test_images == NULL) != (test_labels == NULL))
-    LT_DATA_FAIL(ctx, st, LT_ERR_ARG,
+    LT_FAIL_DONE(ctx, st, LT_ERR_ARG,
                  "import-idx: test images and test labels must be given together (got %s)",
                  test_images ? test_images : test_labels);
   if (!name || !*name) { /* default: the output file's base name without extension */
@@ -214,12 +214,12 @@ static lt_status import(lt_ctx *ctx, const char *train_images, const char *train
     name = base;
   }
 
-  LT_DATA_TRY(ctx, st, read_pair(ctx, train_images, train_labels, &tx, &ty));
+  LT_CHECK_DONE(ctx, st, read_pair(ctx, train_images, train_labels, &tx, &ty));
   int nc = max_label(&ty) + 1;
   if (has_test) {
-    LT_DATA_TRY(ctx, st, read_pair(ctx, test_images, test_labels, &ex, &ey));
+    LT_CHECK_DONE(ctx, st, read_pair(ctx, test_images, test_labels, &ex, &ey));
     if (ex.h != tx.h || ex.w != tx.w)
-      LT_DATA_FAIL(ctx, st, LT_ERR_DATA,
+      LT_FAIL_DONE(ctx, st, LT_ERR_DATA,
                    "test images '%s' are %u x %u pixels but training images '%s' are %u x %u",
                    test_images, ex.h, ex.w, train_images, tx.h, tx.w);
     if (max_label(&ey) + 1 > nc) nc = max_label(&ey) + 1;
@@ -227,21 +227,21 @@ static lt_status import(lt_ctx *ctx, const char *train_images, const char *train
   if (nc < 2) nc = 2;
 
   size_t len = strlen(out) + 5;
-  if (!(tmp = malloc(len))) LT_DATA_FAIL(ctx, st, LT_ERR_MEM, "out of memory");
+  if (!(tmp = malloc(len))) LT_FAIL_DONE(ctx, st, LT_ERR_MEM, "out of memory");
   snprintf(tmp, len, "%s.tmp", out);
   if ((file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)) < 0)
-    LT_DATA_FAIL(ctx, st, LT_ERR_IO, "cannot create '%s': %s", tmp,
-                 lt_data_h5_msg(msg, sizeof(msg)));
-  LT_DATA_TRY(ctx, st, write_split(ctx, tmp, file, "train", &tx, &ty));
-  if (has_test) LT_DATA_TRY(ctx, st, write_split(ctx, tmp, file, "test", &ex, &ey));
-  LT_DATA_TRY(ctx, st, write_attrs(ctx, tmp, file, nc, name));
+    LT_FAIL_DONE(ctx, st, LT_ERR_IO, "cannot create '%s': %s", tmp,
+                 lt_h5_msg(msg, sizeof(msg)));
+  LT_CHECK_DONE(ctx, st, write_split(ctx, tmp, file, "train", &tx, &ty));
+  if (has_test) LT_CHECK_DONE(ctx, st, write_split(ctx, tmp, file, "test", &ex, &ey));
+  LT_CHECK_DONE(ctx, st, write_attrs(ctx, tmp, file, nc, name));
   herr_t cl = H5Fclose(file);
   file = H5I_INVALID_HID;
   if (cl < 0)
-    LT_DATA_FAIL(ctx, st, LT_ERR_IO, "cannot finish writing '%s': %s", tmp,
-                 lt_data_h5_msg(msg, sizeof(msg)));
+    LT_FAIL_DONE(ctx, st, LT_ERR_IO, "cannot finish writing '%s': %s", tmp,
+                 lt_h5_msg(msg, sizeof(msg)));
   if (rename(tmp, out) != 0)
-    LT_DATA_FAIL(ctx, st, LT_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, out, strerror(errno));
+    LT_FAIL_DONE(ctx, st, LT_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, out, strerror(errno));
   lt_log(ctx, LT_LOG_INFO, "data: wrote '%s' (%s): train %u x %u x %u%s, %d classes\n", out,
          name, tx.n, tx.h, tx.w, has_test ? ", test too" : "", nc);
   if (has_test) lt_log(ctx, LT_LOG_INFO, "data: test split %u samples\n", ex.n);
@@ -261,10 +261,10 @@ lt_status lt_data_import_idx(lt_ctx *ctx, const char *train_images, const char *
                              const char *name) {
   lt_status st = LT_OK;
   if (ctx->rank == 0) {
-    lt_data_h5_quiet q;
-    lt_data_h5_silence(&q);
+    lt_h5_quiet q;
+    lt_h5_quiet_on(&q);
     st = import(ctx, train_images, train_labels, test_images, test_labels, out, name);
-    lt_data_h5_restore(&q);
+    lt_h5_quiet_off(&q);
   }
   st = lt_agree(ctx, st);
   if (st != LT_OK) return lt_error_trace(ctx, st, __FILE__, __LINE__, __func__);

@@ -63,35 +63,6 @@ static size_t owned_count(const lt_shard *sh) {
   return (sh->hi < sh->n ? sh->hi : sh->n) - sh->lo;
 }
 
-/* HDF5 prints its error stack to stderr by default; lethe reports errors itself. */
-typedef struct {
-  H5E_auto2_t func;
-  void *data;
-} h5_quiet;
-
-static void quiet_on(h5_quiet *q) {
-  q->func = NULL;
-  q->data = NULL;
-  H5Eget_auto2(H5E_DEFAULT, &q->func, &q->data);
-  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-}
-
-static void quiet_off(const h5_quiet *q) { H5Eset_auto2(H5E_DEFAULT, q->func, q->data); }
-
-static herr_t innermost(unsigned n, const H5E_error2_t *e, void *data) {
-  char *buf = data;
-  if (n == 0 && e && e->desc) snprintf(buf, 256, "%s", e->desc);
-  return 0;
-}
-
-/* The innermost description on HDF5's error stack (buf holds 256 bytes). */
-static const char *h5_msg(char *buf) {
-  buf[0] = '\0';
-  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost, buf);
-  if (!buf[0]) snprintf(buf, 256, "no HDF5 error message");
-  return buf;
-}
-
 static hid_t native_type(lt_ckpt_type t) {
   switch (t) {
   case LT_CKPT_F32: return H5T_NATIVE_FLOAT;
@@ -388,7 +359,7 @@ static lt_status write_block(lt_ctx *ctx, hid_t f, const char *path, hid_t ftype
   H5Pclose(lcpl);
   if (ds < 0 || e < 0) {
     char m[256];
-    LT_ERROR(ctx, LT_ERR_H5, "cannot write %s: %s", path, h5_msg(m));
+    LT_ERROR(ctx, LT_ERR_H5, "cannot write %s: %s", path, lt_h5_msg(m, sizeof(m)));
   }
   return LT_OK;
 }
@@ -417,7 +388,7 @@ static lt_status read_block(lt_ctx *ctx, hid_t f, const char *path, hid_t mtype,
   if (ds >= 0) H5Dclose(ds);
   if (e < 0) {
     char m[256];
-    LT_ERROR(ctx, LT_ERR_H5, "cannot read %s: %s", path, h5_msg(m));
+    LT_ERROR(ctx, LT_ERR_H5, "cannot read %s: %s", path, lt_h5_msg(m, sizeof(m)));
   }
   return LT_OK;
 }
@@ -521,7 +492,7 @@ static lt_status write_file(lt_ckpt *ck, const char *path, const lt_ckpt_cursor 
   H5Pclose(fapl);
   if (f < 0) {
     char m[256];
-    LT_ERROR(ctx, LT_ERR_IO, "cannot create snapshot '%s': %s", path, h5_msg(m));
+    LT_ERROR(ctx, LT_ERR_IO, "cannot create snapshot '%s': %s", path, lt_h5_msg(m, sizeof(m)));
   }
   lt_status st = write_attrs(ck, f, created, th, sh);
   lt_status s2;
@@ -570,12 +541,12 @@ static lt_status write_file(lt_ckpt *ck, const char *path, const lt_ckpt_cursor 
   if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0 && st == LT_OK) {
     char m[256];
     st = lt_error_set(ctx, LT_ERR_IO, __FILE__, __LINE__, __func__, "cannot flush '%s': %s", path,
-                      h5_msg(m));
+                      lt_h5_msg(m, sizeof(m)));
   }
   if (H5Fclose(f) < 0 && st == LT_OK) {
     char m[256];
     st = lt_error_set(ctx, LT_ERR_IO, __FILE__, __LINE__, __func__, "cannot close '%s': %s", path,
-                      h5_msg(m));
+                      lt_h5_msg(m, sizeof(m)));
   }
   return st;
 }
@@ -699,10 +670,10 @@ lt_status lt_ckpt_write(lt_ckpt *ck, const char *dir, long keep, const lt_ckpt_c
   snprintf(tmp, sizeof(tmp), "%s.tmp", final);
 
   double t1 = lt_wtime();
-  h5_quiet q;
-  quiet_on(&q);
+  lt_h5_quiet q;
+  lt_h5_quiet_on(&q);
   lt_status st = lt_agree(ctx, write_file(ck, tmp, cur, created, th, sh));
-  quiet_off(&q);
+  lt_h5_quiet_off(&q);
   if (st != LT_OK) {
     if (ctx->rank == 0) (void)unlink(tmp);
     return lt_error_trace(ctx, st, __FILE__, __LINE__, __func__);
@@ -775,7 +746,8 @@ static lt_status attr_read(lt_ctx *ctx, hid_t obj, const char *path, const char 
   hid_t a = H5Aexists(obj, name) > 0 ? H5Aopen(obj, name, H5P_DEFAULT) : -1;
   herr_t e = a < 0 ? -1 : H5Aread(a, mtype, v);
   char m[256] = "no such attribute";
-  if (a >= 0 && e < 0) h5_msg(m); /* before the next call clears HDF5's error stack */
+  /* the message before the next call clears HDF5's error stack */
+  if (a >= 0 && e < 0) lt_h5_msg(m, sizeof(m));
   if (a >= 0) H5Aclose(a);
   if (e < 0)
     LT_ERROR(ctx, LT_ERR_DATA, "snapshot '%s': cannot read attribute '%s' of %s: %s", file, name,
@@ -992,7 +964,7 @@ static lt_status inspect(lt_ckpt *ck, const char *from, header *h) {
   if (f < 0) {
     char m[256];
     LT_ERROR(ctx, LT_ERR_DATA, "cannot open snapshot '%s': %s (truncated or damaged file?)", file,
-             h5_msg(m));
+             lt_h5_msg(m, sizeof(m)));
   }
   lt_status st = inspect_open(ck, f, h);
   H5Fclose(f);
@@ -1009,7 +981,7 @@ static lt_status read_file(lt_ckpt *ck, const header *h) {
   H5Pclose(fapl);
   if (f < 0) {
     char m[256];
-    LT_ERROR(ctx, LT_ERR_IO, "cannot open snapshot '%s': %s", h->path, h5_msg(m));
+    LT_ERROR(ctx, LT_ERR_IO, "cannot open snapshot '%s': %s", h->path, lt_h5_msg(m, sizeof(m)));
   }
   lt_status st = LT_OK, s2;
   size_t cnt = owned_count(&ck->sh), own = ck->sh.hi - ck->sh.lo;
@@ -1041,7 +1013,7 @@ static lt_status read_file(lt_ckpt *ck, const header *h) {
   if (H5Fclose(f) < 0 && st == LT_OK) {
     char m[256];
     st = lt_error_set(ctx, LT_ERR_IO, __FILE__, __LINE__, __func__, "cannot close '%s': %s", h->path,
-                      h5_msg(m));
+                      lt_h5_msg(m, sizeof(m)));
   }
   return st;
 }
@@ -1051,14 +1023,14 @@ lt_status lt_ckpt_read(lt_ckpt *ck, const char *from, lt_ckpt_cursor *cur, lt_ck
   header h;
   memset(&h, 0, sizeof(h));
   double t0 = lt_wtime();
-  h5_quiet q;
-  quiet_on(&q);
+  lt_h5_quiet q;
+  lt_h5_quiet_on(&q);
   lt_status st = ctx->rank == 0 ? inspect(ck, from, &h) : LT_OK;
   st = share_rank0(ctx, st);
   if (st == LT_OK && MPI_Bcast(&h, (int)sizeof(h), MPI_BYTE, 0, ctx->comm) != MPI_SUCCESS)
     st = lt_error_set(ctx, LT_ERR_MPI, __FILE__, __LINE__, __func__, "MPI_Bcast failed");
   if (st == LT_OK) st = lt_agree(ctx, read_file(ck, &h));
-  quiet_off(&q);
+  lt_h5_quiet_off(&q);
   LT_CHECK(ctx, st);
   if (ck->theta) LT_CHECK(ctx, lt_dist_allgather(ctx, &ck->sh, ck->theta));
   double t1 = lt_wtime();
