@@ -45,4 +45,10 @@ LT_WUR lt_status lt_h5_write_f64(lt_ctx *ctx, hid_t loc, const char *path, const
 LT_WUR lt_status lt_h5_attr_str(lt_ctx *ctx, hid_t obj, const char *name, const char *value);
 LT_WUR lt_status lt_h5_attr_i64(lt_ctx *ctx, hid_t obj, const char *name, int64_t value);
 LT_WUR lt_status lt_h5_attr_f64(lt_ctx *ctx, hid_t obj, const char *name, double value);
+/* The provenance attributes every run file carries, on obj: deck (deck_text, ""
+ * when NULL), lethe_version, git_revision, ranks (ctx->size), blis_kernels
+ * ("unknown" when NULL) and blis_threads. */
+LT_WUR lt_status lt_h5_attr_provenance(lt_ctx *ctx, hid_t obj, const char *deck_text,
+                                       const char *blis_kernels, int blis_threads);
+
 #endif

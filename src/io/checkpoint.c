@@ -426,13 +426,8 @@ static lt_status write_attrs(lt_ckpt *ck, hid_t f, const char *created, uint64_t
   hex64(h[0], th);
   hex64(h[1], sh);
   LT_CHECK(ctx, lt_h5_attr_i64(ctx, f, "lethe_checkpoint", FORMAT_VERSION));
-  LT_CHECK(ctx, lt_h5_attr_str(ctx, f, "deck", ck->info.deck_text ? ck->info.deck_text : ""));
-  LT_CHECK(ctx, lt_h5_attr_str(ctx, f, "lethe_version", LETHE_VERSION));
-  LT_CHECK(ctx, lt_h5_attr_str(ctx, f, "git_revision", LETHE_GIT_REV));
-  LT_CHECK(ctx, lt_h5_attr_i64(ctx, f, "ranks", ctx->size));
-  LT_CHECK(ctx, lt_h5_attr_str(ctx, f, "blis_kernels",
-                               ck->info.blis_kernels ? ck->info.blis_kernels : "unknown"));
-  LT_CHECK(ctx, lt_h5_attr_i64(ctx, f, "blis_threads", ck->info.blis_threads));
+  LT_CHECK(ctx, lt_h5_attr_provenance(ctx, f, ck->info.deck_text, ck->info.blis_kernels,
+                                      ck->info.blis_threads));
   LT_CHECK(ctx, lt_h5_attr_str(ctx, f, "created", created));
   LT_CHECK(ctx, lt_h5_attr_i64(ctx, f, "params", (int64_t)ck->sh.n));
   LT_CHECK(ctx, lt_h5_attr_str(ctx, f, "theta_fnv1a", h[0]));

@@ -83,3 +83,14 @@ lt_status lt_h5_attr_i64(lt_ctx *ctx, hid_t obj, const char *name, int64_t value
 lt_status lt_h5_attr_f64(lt_ctx *ctx, hid_t obj, const char *name, double value) {
   return attr_scalar(ctx, obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value);
 }
+
+lt_status lt_h5_attr_provenance(lt_ctx *ctx, hid_t obj, const char *deck_text,
+                                const char *blis_kernels, int blis_threads) {
+  LT_CHECK(ctx, lt_h5_attr_str(ctx, obj, "deck", deck_text ? deck_text : ""));
+  LT_CHECK(ctx, lt_h5_attr_str(ctx, obj, "lethe_version", LETHE_VERSION));
+  LT_CHECK(ctx, lt_h5_attr_str(ctx, obj, "git_revision", LETHE_GIT_REV));
+  LT_CHECK(ctx, lt_h5_attr_i64(ctx, obj, "ranks", ctx->size));
+  LT_CHECK(ctx, lt_h5_attr_str(ctx, obj, "blis_kernels", blis_kernels ? blis_kernels : "unknown"));
+  LT_CHECK(ctx, lt_h5_attr_i64(ctx, obj, "blis_threads", blis_threads));
+  return LT_OK;
+}

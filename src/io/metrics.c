@@ -67,6 +67,23 @@ static lt_status create_series(lt_ctx *ctx, hid_t f, const char *name, int rank,
   return LT_OK;
 }
 
+/* Collective write of doubles v through the selections ms (memory) and fs (file)
+ * of dataset ds (skipped when !any; every rank must pass the same any), then close
+ * all three. Returns a negative value when the write failed. */
+static herr_t write_close(hid_t ds, hid_t ms, hid_t fs, const double *v, int any) {
+  herr_t e = 0;
+  if (any) {
+    hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
+    H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
+    e = H5Dwrite(ds, H5T_NATIVE_DOUBLE, ms, fs, dxpl, v);
+    H5Pclose(dxpl);
+  }
+  H5Sclose(ms);
+  H5Sclose(fs);
+  H5Dclose(ds);
+  return e;
+}
+
 /* Write n values at [row, off .. off+n) of a series extended to off+n columns.
  * Collective: every rank calls; only ranks with write != 0 contribute data. */
 static lt_status append(lt_ctx *ctx, hid_t f, const char *name, int rank, hsize_t row,
@@ -90,13 +107,7 @@ static lt_status append(lt_ctx *ctx, hid_t f, const char *name, int rank, hsize_
     H5Sselect_none(fs);
     H5Sselect_none(ms);
   }
-  hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
-  H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
-  if (n > 0) e |= H5Dwrite(ds, H5T_NATIVE_DOUBLE, ms, fs, dxpl, v);
-  H5Pclose(dxpl);
-  H5Sclose(ms);
-  H5Sclose(fs);
-  H5Dclose(ds);
+  e |= write_close(ds, ms, fs, v, n > 0);
   if (e < 0) LT_ERROR(ctx, LT_ERR_H5, "cannot write %s of the metrics file", name);
   return LT_OK;
 }
@@ -165,13 +176,8 @@ static lt_status reopen_layout(lt_ctx *ctx, hid_t f, hsize_t steps, hsize_t epoc
 
 static lt_status write_attrs(lt_metrics *m, hid_t f) {
   lt_ctx *ctx = m->ctx;
-  LT_CHECK(ctx, lt_h5_attr_str(ctx, f, "deck", m->info.deck_text ? m->info.deck_text : ""));
-  LT_CHECK(ctx, lt_h5_attr_str(ctx, f, "lethe_version", LETHE_VERSION));
-  LT_CHECK(ctx, lt_h5_attr_str(ctx, f, "git_revision", LETHE_GIT_REV));
-  LT_CHECK(ctx, lt_h5_attr_i64(ctx, f, "ranks", ctx->size));
-  LT_CHECK(ctx, lt_h5_attr_str(ctx, f, "blis_kernels",
-                               m->info.blis_kernels ? m->info.blis_kernels : "unknown"));
-  LT_CHECK(ctx, lt_h5_attr_i64(ctx, f, "blis_threads", m->info.blis_threads));
+  LT_CHECK(ctx, lt_h5_attr_provenance(ctx, f, m->info.deck_text, m->info.blis_kernels,
+                                      m->info.blis_threads));
   LT_CHECK(ctx, lt_h5_attr_i64(ctx, f, "seed", (int64_t)m->info.seed));
   LT_CHECK(ctx, lt_h5_attr_str(ctx, f, "created", m->created));
   for (int i = 0; i < m->nsum; i++)
@@ -344,13 +350,7 @@ static lt_status write_fixed(lt_ctx *ctx, hid_t f, const char *name, int rank, h
     H5Sselect_none(fs);
     H5Sselect_none(ms);
   }
-  hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
-  H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
-  herr_t e = H5Dwrite(ds, H5T_NATIVE_DOUBLE, ms, fs, dxpl, v);
-  H5Pclose(dxpl);
-  H5Sclose(ms);
-  H5Sclose(fs);
-  H5Dclose(ds);
+  herr_t e = write_close(ds, ms, fs, v, 1);
   if (e < 0) LT_ERROR(ctx, LT_ERR_H5, "cannot write %s of the metrics file", name);
   return LT_OK;
 }
