@@ -1,4 +1,5 @@
-/* lethe h5io: small HDF5 helpers shared by the modules that read and write HDF5 files. */
+/* lethe h5io: small helpers shared by the modules that read and write run files
+ * (HDF5 datasets, attributes and errors; run directories). */
 #ifndef LETHE_H5IO_H
 #define LETHE_H5IO_H
 
@@ -50,5 +51,10 @@ LT_WUR lt_status lt_h5_attr_f64(lt_ctx *ctx, hid_t obj, const char *name, double
  * ("unknown" when NULL) and blis_threads. */
 LT_WUR lt_status lt_h5_attr_provenance(lt_ctx *ctx, hid_t obj, const char *deck_text,
                                        const char *blis_kernels, int blis_threads);
+
+/* mkdir -p: create dir and its missing parents (0775); existing ones are fine.
+ * Errors name the directory that failed as "<what> '<path>'" and, when hint is
+ * not NULL, end with " (<hint> = <dir>)". */
+LT_WUR lt_status lt_make_dirs(lt_ctx *ctx, const char *dir, const char *what, const char *hint);
 
 #endif

@@ -14,6 +14,7 @@
 #include "lethe/cl.h"
 #include "lethe/data.h"
 #include "lethe/deck.h"
+#include "lethe/h5io.h"
 #include "lethe/metrics.h"
 #include "lethe/model.h"
 #include "lethe/scenario.h"
@@ -37,24 +38,6 @@ void lt_usage_train(FILE *out) {
           "\n"
           "Deck keys:\n");
   lt_deck_print_doc(out, 0);
-}
-
-/* mkdir -p */
-static lt_status make_dirs(lt_ctx *ctx, const char *dir) {
-  char p[LT_DECK_STR];
-  snprintf(p, sizeof(p), "%s", dir);
-  for (char *s = p + 1;; s++) {
-    char c = *s;
-    if (c == '/' || c == '\0') {
-      *s = '\0';
-      if (mkdir(p, 0775) != 0 && errno != EEXIST)
-        LT_ERROR(ctx, LT_ERR_IO, "cannot create run directory '%s': %s ([run] out = %s)", p,
-                 strerror(errno), dir);
-      *s = c;
-      if (c == '\0') break;
-    }
-  }
-  return LT_OK;
 }
 
 static lt_status write_text(lt_ctx *ctx, const char *path, const char *text) {
@@ -405,7 +388,7 @@ static lt_status setup_model(lt_ctx *ctx, train_run *r) {
 
 static lt_status setup_outdir(lt_ctx *ctx, train_run *r) {
   if (ctx->rank != 0) return LT_OK;
-  LT_CHECK(ctx, make_dirs(ctx, r->deck.out));
+  LT_CHECK(ctx, lt_make_dirs(ctx, r->deck.out, "run directory", "[run] out"));
   char path[LT_DECK_STR + 16];
   snprintf(path, sizeof(path), "%s/deck.ini", r->deck.out);
   LT_CHECK(ctx, write_text(ctx, path, r->deck_text));

@@ -87,23 +87,6 @@ static hid_t file_type(lt_ckpt_type t) {
 
 static size_t type_size(lt_ckpt_type t) { return t == LT_CKPT_F32 || t == LT_CKPT_I32 ? 4 : 8; }
 
-/* mkdir -p */
-static lt_status make_dirs(lt_ctx *ctx, const char *dir) {
-  char p[FILE_PATH];
-  snprintf(p, sizeof(p), "%s", dir);
-  for (char *s = p + 1;; s++) {
-    char c = *s;
-    if (c == '/' || c == '\0') {
-      *s = '\0';
-      if (mkdir(p, 0775) != 0 && errno != EEXIST)
-        LT_ERROR(ctx, LT_ERR_IO, "cannot create checkpoint directory '%s': %s", p, strerror(errno));
-      *s = c;
-      if (c == '\0') break;
-    }
-  }
-  return LT_OK;
-}
-
 static lt_status fsync_path(lt_ctx *ctx, const char *path, int dir) {
   int fd = open(path, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
   if (fd < 0) LT_ERROR(ctx, LT_ERR_IO, "cannot open '%s' to sync it: %s", path, strerror(errno));
@@ -644,7 +627,8 @@ lt_status lt_ckpt_write(lt_ckpt *ck, const char *dir, long keep, const lt_ckpt_c
     LT_ERROR(ctx, LT_ERR_ARG, "checkpoint directory name too long: '%s'", dir);
   if (cur->global_step < 0)
     LT_ERROR(ctx, LT_ERR_ARG, "checkpoint: negative global step %ld", cur->global_step);
-  LT_CHECK(ctx, lt_agree(ctx, ctx->rank == 0 ? make_dirs(ctx, dir) : LT_OK));
+  lt_status made = ctx->rank == 0 ? lt_make_dirs(ctx, dir, "checkpoint directory", NULL) : LT_OK;
+  LT_CHECK(ctx, lt_agree(ctx, made));
 
   double t0 = lt_wtime();
   uint64_t th, sh;

@@ -1,7 +1,10 @@
 /* Small HDF5 helpers. */
 #include "lethe/h5io.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
 
 void lt_h5_quiet_on(lt_h5_quiet *saved) {
   saved->func = NULL;
@@ -92,5 +95,27 @@ lt_status lt_h5_attr_provenance(lt_ctx *ctx, hid_t obj, const char *deck_text,
   LT_CHECK(ctx, lt_h5_attr_i64(ctx, obj, "ranks", ctx->size));
   LT_CHECK(ctx, lt_h5_attr_str(ctx, obj, "blis_kernels", blis_kernels ? blis_kernels : "unknown"));
   LT_CHECK(ctx, lt_h5_attr_i64(ctx, obj, "blis_threads", blis_threads));
+  return LT_OK;
+}
+
+lt_status lt_make_dirs(lt_ctx *ctx, const char *dir, const char *what, const char *hint) {
+  char p[4096];
+  if (snprintf(p, sizeof(p), "%s", dir) >= (int)sizeof(p))
+    LT_ERROR(ctx, LT_ERR_IO, "%s '%s' is too long (at most %zu characters)", what, dir,
+             sizeof(p) - 1);
+  for (char *s = p + 1;; s++) {
+    char c = *s;
+    if (c == '/' || c == '\0') {
+      *s = '\0';
+      if (mkdir(p, 0775) != 0 && errno != EEXIST) {
+        if (hint)
+          LT_ERROR(ctx, LT_ERR_IO, "cannot create %s '%s': %s (%s = %s)", what, p, strerror(errno),
+                   hint, dir);
+        LT_ERROR(ctx, LT_ERR_IO, "cannot create %s '%s': %s", what, p, strerror(errno));
+      }
+      *s = c;
+      if (c == '\0') break;
+    }
+  }
   return LT_OK;
 }
