@@ -316,7 +316,11 @@ mkdir -p "$results"
   echo "# Continual-learning study (Fashion-MNIST, MLP 784-400-400-10)"
   echo
   echo "Written by \`jobs/cl_study.sh$([ "$quick" = 1 ] && echo ' --quick')\` on $(date -u '+%F') from \`$runs/\`"
-  echo "(lethe $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $np ranks x $threads BLIS thread(s))."
+  revs=$(for p in "${plan[@]}"; do
+    IFS='|' read -r name deck seed sets <<<"$p"
+    h5dump -a /git_revision "$runs/$name-s$seed/metrics.h5" 2>/dev/null | sed -n 's/.*(0): *"\(.*\)".*/\1/p'
+  done | sort -u | tr '\n' ' ')
+  echo "(runs made by lethe git ${revs:-?}with $np ranks x $threads BLIS thread(s))."
   echo "Values are percent, mean ± sample std over seeds ${seeds[*]} (n: complete runs; a run"
   echo "stopped by lethe's divergence check is counted as diverged, not averaged). Metrics of"
   echo "the accuracy matrix R (R[i][j]: accuracy on task j after training task i): ACC = mean of"
@@ -359,22 +363,29 @@ mkdir -p "$results"
   echo "## Penalty grids"
   echo
   echo "Every grid point (split: seeds ${seeds[*]}; permuted: seed 1 only, a run takes about a"
-  echo "minute). The deck's default is marked *; \`diverged\`: lethe stopped the run at a"
-  echo "non-finite loss (plain SGD diverges once lr x lambda x max F, or lr x 2c x max Omega,"
-  echo "exceeds about 2; lethe warns at task ends)."
+  echo "minute). \`diverged\`: lethe stopped the run at a non-finite loss; plain SGD diverges"
+  echo "once lr x lambda x max F (EWC: of the summed Fishers), or lr x 2c x max Omega, exceeds"
+  echo "about 2, and lethe warns at a task end where it does (column *warned*: runs with that"
+  echo "warning). The deck's default, marked *, is the point with the best mean task-IL ACC"
+  echo "among those that neither diverged nor warned (on split these differ by less than one"
+  echo "std: the choice there is noise)."
   echo
-  echo "| deck | key | value | n | class-IL ACC | task-IL ACC | task-IL BWT | task-IL forgetting | class-IL BWT |"
-  echo "|---|---|--:|--:|--:|--:|--:|--:|--:|"
+  echo "| deck | key | value | n | warned | class-IL ACC | task-IL ACC | task-IL BWT | task-IL forgetting | class-IL BWT |"
+  echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|"
   for g in "${grid[@]}"; do
     IFS='|' read -r deck key v name mark <<<"$g"
     case $deck in split_derpp_refresh) continue ;; esac
     saved=("${seeds[@]}")
     case $deck in permuted_*) seeds=(1) ;; esac
     read -r n nd c1 c2 c3 c4 c5 c6 c7 <<<"$(stats "$name")"
+    warned=0
+    for s in "${seeds[@]}"; do
+      grep -q '^warning: cl:' "$runs/logs/$name-s$s.log" 2>/dev/null && warned=$((warned + 1))
+    done
     seeds=("${saved[@]}")
     nn="$n"
     [ "$nd" -gt 0 ] && nn="$n ($nd diverged)"
-    echo "| $deck | \`$key\` | $v$mark | $nn | $(cell "$c1" "$n") | $(cell "$c5" "$n") | $(cell "$c6" "$n") | $(cell "$c7" "$n") | $(cell "$c2" "$n") |"
+    echo "| $deck | \`$key\` | $v$mark | $nn | $warned | $(cell "$c1" "$n") | $(cell "$c5" "$n") | $(cell "$c6" "$n") | $(cell "$c7" "$n") | $(cell "$c2" "$n") |"
   done
   echo
   echo "## DER++ with and without refresh learning (split, class-IL)"
@@ -390,6 +401,10 @@ mkdir -p "$results"
     [ "$deck" = split_derpp_refresh ] || continue
     row "$name" "DER++ + refresh, delta $v"
   done
+  echo
+  echo "Notes: class-IL FWT is negative on split by construction (before task j is trained its"
+  echo "classes are never predicted, so R[j-1][j] = 0 and FWT = minus the untrained accuracy)."
+  echo "The joint rows' FWT is no transfer measure (every row of R is the one final model)."
   echo
   echo "## The issue's expected shape"
   echo
