@@ -329,12 +329,28 @@ lt_status lt_metrics_cl(lt_metrics *m, int T, int k, const double *R, const doub
   return LT_OK;
 }
 
+/* Does absolute path name exist? Checks each component in turn: H5Lexists on a
+ * path whose parent group is missing is an error (and prints HDF5's stack). */
+static int path_exists(hid_t f, const char *name) {
+  char buf[256];
+  snprintf(buf, sizeof(buf), "%s", name);
+  for (char *p = buf + 1;; p++) {
+    char c = *p;
+    if (c == '/' || c == '\0') {
+      *p = '\0';
+      if (H5Lexists(f, buf, H5P_DEFAULT) <= 0) return 0;
+      *p = c;
+      if (c == '\0') return 1;
+    }
+  }
+}
+
 /* Write (or overwrite) a fixed-size float64 dataset with rank 0's values; collective. */
 static lt_status write_fixed(lt_ctx *ctx, hid_t f, const char *name, int rank, hsize_t T,
                              const double *v) {
   hsize_t dims[2] = {T, T};
   hid_t ds;
-  if (H5Lexists(f, name, H5P_DEFAULT) > 0) {
+  if (path_exists(f, name)) {
     ds = H5Dopen2(f, name, H5P_DEFAULT);
   } else {
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);

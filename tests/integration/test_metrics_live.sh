@@ -78,6 +78,7 @@ done
 wait "$pid"
 rc=$?
 [ "$rc" = 0 ] && ok "run finished (exit 0)" || { bad "run exit $rc"; sed 's/^/    /' live.out; }
+grep -q "HDF5-DIAG" live.out && bad "HDF5 printed its own error stack" || ok "no HDF5 error stack in the output"
 k=$("$PY" -c "$check") && [ "$k" = 5 ] && ok "final summaries equal the matrices (5 tasks)" \
                                      || bad "final metrics check failed (tasks_trained '$k')"
 finish
