@@ -18,7 +18,7 @@
  *                    params (n), theta_fnv1a, state_fnv1a (hex), sharded_state (the
  *                    sharded datasets in hash order, comma-separated)
  *
- * A snapshot is written as step-XXXXXXXX.h5.tmp; after every rank has closed it,
+ * A snapshot is written as step-<8-digit step>.h5.tmp; after every rank has closed it,
  * rank 0 fsyncs it, renames it, fsyncs the directory, then replaces DIR/LATEST
  * (text: the file name) the same way (LATEST.tmp, fsync, rename, fsync dir) and
  * removes the oldest snapshots beyond `keep`. A crash at any point leaves the
