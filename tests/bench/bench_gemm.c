@@ -8,14 +8,16 @@
  *         data      dA_{l-1}[B, in] = dZ_l[B, out] W_l[out, in]       l = 2, 3
  *       (the bias GEMMs, 1 x out x B, are left out: 0.1% of the flops), repeated
  *       for about SECONDS (default 2), and prints the rate in GFLOP/s of the whole
- *       step and of each shape. Threads: BLIS_NUM_THREADS, as in lethe.
+ *       step (at the median step time, the figure after "gflops=", and on average)
+ *       and of each shape. Threads: BLIS_NUM_THREADS, as in lethe.
  *
  *   bench_gemm fisher [SAMPLES] [BATCH] [SECONDS]
  *       Times lt_fisher_diag in empirical mode (per-sample squared gradients by
  *       one GEMM per layer) for the same model on an in-memory dataset of SAMPLES
  *       (default 4096) random inputs per rank, 784 features and 10 classes,
  *       chunked by BATCH rows per rank (default 256), whole passes for about
- *       SECONDS, and prints samples/s over all ranks. Runs under MPI (a plain
+ *       SECONDS (default 3), and prints samples/s over all ranks at the median
+ *       pass time (and on average). Runs under MPI (a plain
  *       start is a one-rank run); only rank 0 prints.
  *
  * Both modes first print the BLIS line: "blis <version> kernels <arch> threads <t>".
@@ -60,20 +62,39 @@ static double ops_flops(const gemm_op *ops, int nops) {
   return f;
 }
 
-/* Repeat ops until at least `seconds` have passed; returns GFLOP/s. */
-static double time_ops(const gemm_op *ops, int nops, double seconds, long *reps_out) {
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+typedef struct {
+  double median, mean; /* GFLOP/s at the median sample time and over the whole run */
+  long reps;
+} rate;
+
+#define MAX_SAMPLES 4096
+
+/* Repeat ops for about `seconds`, timing samples of `inner` repetitions each
+ * (inner chosen so that a sample lasts >= 2 ms). On a shared machine other
+ * processes slow some samples down; the median sample ignores them. */
+static rate time_ops(const gemm_op *ops, int nops, double seconds) {
   run_ops(ops, nops); /* warm-up: BLIS packing buffers, page faults */
+  double t0 = lt_wtime();
   run_ops(ops, nops);
-  long reps = 0, batch = 1;
-  double t0 = lt_wtime(), dt = 0.0;
-  while (dt < seconds) {
-    for (long i = 0; i < batch; i++) run_ops(ops, nops);
-    reps += batch;
-    dt = lt_wtime() - t0;
-    if (dt < 0.1 * seconds) batch *= 2;
+  double one = lt_wtime() - t0;
+  long inner = one > 2e-3 ? 1 : (long)(2e-3 / (one > 1e-7 ? one : 1e-7)) + 1;
+  double samples[MAX_SAMPLES], total = 0.0;
+  int ns = 0;
+  while (total < seconds && ns < MAX_SAMPLES) {
+    double ts = lt_wtime();
+    for (long i = 0; i < inner; i++) run_ops(ops, nops);
+    samples[ns] = lt_wtime() - ts;
+    total += samples[ns++];
   }
-  if (reps_out) *reps_out = reps;
-  return ops_flops(ops, nops) * (double)reps / dt * 1e-9;
+  qsort(samples, (size_t)ns, sizeof(double), cmp_double);
+  double med = ns % 2 ? samples[ns / 2] : 0.5 * (samples[ns / 2 - 1] + samples[ns / 2]);
+  double flop = ops_flops(ops, nops) * (double)inner;
+  return (rate){flop / med * 1e-9, flop * ns / total * 1e-9, (long)ns * inner};
 }
 
 static void print_blis(const lt_blas_info *bi) {
@@ -132,17 +153,17 @@ static int bench_gemm_step(int B, double seconds) {
       nops++;
     }
   }
-  long reps = 0;
-  double gf = time_ops(ops, nops, seconds, &reps);
+  rate all = time_ops(ops, nops, seconds);
   double flop = ops_flops(ops, nops);
-  printf("step GEMMs at local batch %d: %d GEMMs, %.4g GFLOP per step, %ld steps\n", B, nops,
-         flop * 1e-9, reps);
+  printf("step GEMMs at local batch %d: %d GEMMs, %.4g GFLOP per step, %ld steps, %.1f GFLOP/s "
+         "at the median step, %.1f GFLOP/s on average\n",
+         B, nops, flop * 1e-9, all.reps, all.median, all.mean);
   for (int i = 0; i < nops; i++) {
-    double g = time_ops(&ops[i], 1, seconds / 10.0, NULL);
+    rate one = time_ops(&ops[i], 1, seconds / 10.0);
     printf("  %-24s m=%4d n=%4d k=%4d  %7.1f GFLOP/s  (%4.1f%% of the flops)\n", ops[i].name,
-           ops[i].m, ops[i].n, ops[i].k, g, 100.0 * ops_flops(&ops[i], 1) / flop);
+           ops[i].m, ops[i].n, ops[i].k, one.median, 100.0 * ops_flops(&ops[i], 1) / flop);
   }
-  printf("RESULT gemm_batch=%d gflops=%.2f\n", B, gf);
+  printf("RESULT gemm_batch=%d gflops=%.2f gflops_mean=%.2f\n", B, all.median, all.mean);
   for (int l = 0; l <= NLAYERS; l++) {
     lt_free(A[l]);
     lt_free(dZ[l]);
@@ -205,18 +226,19 @@ static lt_status bench_fisher(lt_ctx *ctx, int n_local, int batch, double second
   /* warm-up on one chunk, then whole passes until `seconds` have passed */
   if (st == LT_OK)
     st = lt_fisher_diag(ctx, m, &sh, &ds, LT_FISHER_EMPIRICAL, (int)global_batch, global_batch, F);
-  long passes = 0;
-  double dt = 0.0;
+  double times[MAX_SAMPLES], total = 0.0;
+  int passes = 0;
   if (st == LT_OK) {
-    MPI_Barrier(ctx->comm);
-    double t0 = lt_wtime();
     int more = 1;
     while (st == LT_OK && more) {
+      MPI_Barrier(ctx->comm);
+      double t0 = lt_wtime();
       st = lt_fisher_diag(ctx, m, &sh, &ds, LT_FISHER_EMPIRICAL, (int)global_batch, 0, F);
-      passes++;
-      dt = lt_wtime() - t0;
-      MPI_Bcast(&dt, 1, MPI_DOUBLE, 0, ctx->comm); /* rank 0 decides for all */
-      more = dt < seconds;
+      double dt = lt_wtime() - t0;
+      MPI_Bcast(&dt, 1, MPI_DOUBLE, 0, ctx->comm); /* rank 0's clock decides for all */
+      times[passes++] = dt;
+      total += dt;
+      more = total < seconds && passes < MAX_SAMPLES;
     }
   }
   if (st == LT_OK) {
@@ -227,12 +249,15 @@ static lt_status bench_fisher(lt_ctx *ctx, int n_local, int batch, double second
     if (!(sum > 0.0) || sum != sum)
       st = lt_error_set(ctx, LT_ERR_NUM, __FILE__, __LINE__, __func__,
                         "Fisher sum is %g, expected finite and positive", sum);
-    double rate = (double)passes * (double)ds.n_global / dt;
+    qsort(times, (size_t)passes, sizeof(double), cmp_double);
+    double med = passes % 2 ? times[passes / 2] : 0.5 * (times[passes / 2 - 1] + times[passes / 2]);
+    double n = (double)ds.n_global;
     if (st == LT_OK && ctx->rank == 0) {
-      printf("fisher empirical: %d rank(s), %ld samples per pass, chunk %d rows, %ld passes in "
-             "%.2f s, sum(F) = %.4g\n",
-             ctx->size, ds.n_global, batch, passes, dt, sum);
-      printf("RESULT fisher_samples_per_s=%.1f\n", rate);
+      printf("fisher empirical: %d rank(s), %ld samples per pass, chunk %d rows, %d passes in "
+             "%.2f s (%.0f samples/s on average), sum(F) = %.4g\n",
+             ctx->size, ds.n_global, batch, passes, total, n * passes / total, sum);
+      printf("RESULT fisher_samples_per_s=%.1f fisher_mean_samples_per_s=%.1f\n", n / med,
+             n * passes / total);
     }
   }
   LT_FREE(F);
@@ -263,8 +288,8 @@ static int arg_int(int argc, char **argv, int i, int def, int lo, int hi, int *o
   return 1;
 }
 
-static int arg_seconds(int argc, char **argv, int i, double *out) {
-  *out = 2.0;
+static int arg_seconds(int argc, char **argv, int i, double def, double *out) {
+  *out = def;
   if (i >= argc) return 1;
   char *end = NULL;
   double v = strtod(argv[i], &end);
@@ -284,7 +309,7 @@ int main(int argc, char **argv) {
     int B;
     double sec;
     if (argc < 3 || argc > 4) return usage();
-    if (!arg_int(argc, argv, 2, 0, 1, 1 << 16, &B) || !arg_seconds(argc, argv, 3, &sec)) return 2;
+    if (!arg_int(argc, argv, 2, 0, 1, 1 << 16, &B) || !arg_seconds(argc, argv, 3, 2.0, &sec)) return 2;
     print_blis(&bi);
     return bench_gemm_step(B, sec);
   }
@@ -292,7 +317,7 @@ int main(int argc, char **argv) {
   int n, batch;
   double sec;
   if (argc > 5 || !arg_int(argc, argv, 2, 4096, 1, 1 << 24, &n) ||
-      !arg_int(argc, argv, 3, 256, 1, 1 << 16, &batch) || !arg_seconds(argc, argv, 4, &sec))
+      !arg_int(argc, argv, 3, 256, 1, 1 << 16, &batch) || !arg_seconds(argc, argv, 4, 3.0, &sec))
     return 2;
   MPI_Init(&argc, &argv);
   lt_ctx *ctx = NULL;
