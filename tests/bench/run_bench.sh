@@ -22,7 +22,9 @@
 # rows / summed step times) and the one at the median step time (lethe's
 # metrics.h5 /train/step_time; torch_mlp.py times its steps the same way). On a
 # shared machine bursts of other load slow some steps down; the median ignores
-# them, so ratios and the roofline use the median figures.
+# them, so ratios and the roofline use the median figures. Likewise the GEMM
+# rates are at the median step, the Fisher rates at the median pass (lethe) and
+# the median sample (torch).
 #
 # Targets are printed as PASS/MISS but never fail the test (timings are noisy);
 # the test fails only when a run crashes or prints no result.
