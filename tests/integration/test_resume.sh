@@ -213,10 +213,10 @@ expect_fail "(e)_other_model" 2 "step-00000021\.h5.*'fc1': shape 16x20 in the sn
 expect_fail "(e)_no_snapshot" 2 "no snapshot there" train tiny.ini --set run.out=e --resume .
 
 # ------------------------------------------------------------------ (f)
-rc=$(run 2 120 f.out train tiny.ini --set train.epochs=60 --set checkpoint.every_steps=0 \
-       --set checkpoint.every_epochs=0 --set checkpoint.every_seconds=0.1 --set checkpoint.keep=0 --set run.out=f)
+rc=$(run 2 120 f.out train tiny.ini --set train.epochs=200 --set checkpoint.every_steps=0 \
+       --set checkpoint.every_epochs=0 --set checkpoint.every_seconds=0.02 --set checkpoint.keep=0 --set run.out=f)
 n_sec=$(grep -c '^ckpt .*(every_seconds)' f.out)
-[ "$rc" = 0 ] && [ "$n_sec" -ge 2 ] && ok "(f) every_seconds = 0.1: $n_sec timed snapshots" \
+[ "$rc" = 0 ] && [ "$n_sec" -ge 2 ] && ok "(f) every_seconds = 0.02: $n_sec timed snapshots" \
   || { bad "(f) every_seconds: exit $rc, $n_sec timed snapshots"; tail -5 f.out; }
 echo "# all took $SECONDS s"
 finish
