@@ -129,7 +129,7 @@ done
 
 # ------------------------------------------------------------------ (b)
 echo "# (a) took $SECONDS s so far"
-b_args=(train tiny.ini --set train.epochs=60 --set checkpoint.every_steps=0 --set checkpoint.every_epochs=0)
+b_args=(train tiny.ini --set train.epochs=300 --set checkpoint.every_steps=0 --set checkpoint.every_epochs=0)
 rc=$(run 2 120 b_ref.out "${b_args[@]}" --set run.out=b_ref)
 [ "$rc" = 0 ] || { bad "(b) reference run failed (exit $rc)"; sed 's/^/    /' b_ref.out; }
 bg 2 b_sig.out "${b_args[@]}" --set run.out=b_sig
@@ -157,7 +157,7 @@ for k in ('train/loss', 'train/lr', 'epoch/train_loss', 'epoch/train_acc', 'epoc
         print(f'    {k}: {x.shape} vs {y.shape}, first difference at',
               next((i for i in range(min(x.size, y.size)) if not (x[i] == y[i] or (x[i] != x[i] and y[i] != y[i]))), None))
         sys.exit(1)
-assert a['train/loss'].shape[0] == 60 * 16 and b['ranks/step_time'].shape == (2, 60 * 16)
+assert a['train/loss'].shape[0] == 300 * 16 and b['ranks/step_time'].shape == (2, 300 * 16)
 assert not np.isnan(b['train/step_time'][...]).any()
 PY
 
