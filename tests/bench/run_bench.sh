@@ -127,6 +127,10 @@ lethe_train() {
   BLIS_NUM_THREADS=$3 "$mpiexec" --oversubscribe --bind-to none -n "$2" "$lethe" train "$deck" \
     --set "data.path=$data" --set "run.out=$work/runs/$1" --set run.progress=none --profile
 }
+# step_parts RANKS THREADS LOCAL_BATCH: bench_gemm's split of one step (median ms)
+step_parts() {
+  BLIS_NUM_THREADS=$2 "$mpiexec" --oversubscribe --bind-to none -n "$1" "$gemm" step "$3"
+}
 
 # lethe_median NAME LOG: global batch / median step time of the last run NAME
 lethe_median() {
@@ -160,6 +164,7 @@ lethe_cfgs=(1x1 1x2 2x1)
 declare -A NP=([1x1]=1 [1x2]=1 [2x1]=2) NT=([1x1]=1 [1x2]=2 [2x1]=1)
 declare -A GB=([1x1]=128 [1x2]=128 [2x1]=64) GX=([1x1]=1 [1x2]=1 [2x1]=2)
 declare -A EP=() MED=() GF=() # best epoch and median-step samples/s; GEMM GFLOP/s (one rank)
+declare -A STEP=() STEPLOG=() # bench_gemm step: best samples/s and the log of that round
 f_lethe='' f_torch=''
 torch_cfgs=()
 if [ -n "$python" ]; then
@@ -177,6 +182,11 @@ for ((i = 1; i <= repeat; i++)); do
     GF[$c]=$(best "${GF[$c]:-}" "$(BLIS_NUM_THREADS=${NT[$c]} once "$logs/gemm_$c.$i.log" gflops "$gemm" gemm "${GB[$c]}")")
     EP[$c]=$(best "${EP[$c]:-}" "$(once "$logs/lethe_$c.$i.log" lethe_samples_per_s lethe_train "$c" "${NP[$c]}" "${NT[$c]}")")
     MED[$c]=$(best "${MED[$c]:-}" "$(lethe_median "$c" "$logs/lethe_$c.$i.log")")
+    v=$(once "$logs/step_$c.$i.log" samples_per_s step_parts "${NP[$c]}" "${NT[$c]}" "${GB[$c]}")
+    if [ -n "$v" ] && [ "$(best "${STEP[$c]:-}" "$v")" = "$(best "$v")" ]; then
+      STEP[$c]=$(best "$v")
+      STEPLOG[$c]=$logs/step_$c.$i.log # the fastest round's split goes in the table
+    fi
   done
   for c in "${torch_cfgs[@]}"; do
     echo "bench: round $i of $repeat: PyTorch ($c, $python)"
@@ -261,6 +271,18 @@ fmt='%-33s %9s %9s %8s %9s %16s %8s\n'
   printf '%-36s %10s %8s\n' "Fisher (diagonal, empirical)" samples/s ratio
   printf '%-36s %10s %8s\n' "lethe lt_fisher_diag, 1 x 2 threads" "$(num "$f_lethe")" "$fisher_ratio"
   printf '%-36s %10s %8s\n' "torch single-sample loop, 2 threads" "$(num "$f_torch")" "1.00"
+  echo
+  echo "where a step's time goes (bench_gemm step: lethe's trainer timers, median step, slowest rank;"
+  echo "'gemms' is the step's 8 GEMMs run alone right after each step):"
+  printf '%-26s %8s %8s %8s %8s %8s %8s %8s %9s\n' configuration "step ms" "fwd+bwd" gemms reduce update allgather "GEMM %" samples/s
+  for c in "${lethe_cfgs[@]}"; do
+    [ -n "${STEPLOG[$c]:-}" ] || continue
+    awk -v name="${LABEL[$c]}" '/^RESULT step_ms/ {
+        for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+        printf "%-26s %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %7.0f%% %9.0f\n", name, v["step_ms"],
+          v["fb_ms"], v["gemms_ms"], v["reduce_ms"], v["update_ms"], v["allgather_ms"],
+          100 * v["gemms_ms"] / v["step_ms"], v["samples_per_s"] }' "${STEPLOG[$c]}"
+  done
   echo
   echo "targets (informational; the test fails only on crashes), on the median-step figures:"
   echo "  lethe best >= 4x PyTorch:    $(ratio "$l_best" "$t_ref")x the faster torch row  $(mark "$(ratio "$l_best" "$t_ref")" 4)"
