@@ -13,7 +13,9 @@
 # 4. times the step's GEMMs alone with bench_gemm at the matching local batch
 #    and threads, for the roofline fraction
 #       6 * parameters * samples/s / (GEMM GFLOP/s on the same cores)
-#    (2 ranks x 1 thread: twice the 1-thread rate at local batch 64);
+#    (2 ranks x 1 thread: twice the 1-thread rate at local batch 64; at 1 rank
+#    the better of `bench_gemm gemm` and the GEMMs-alone timing of `bench_gemm step`),
+#    and splits lethe's step into its parts (bench_gemm step);
 # 5. times the diagonal empirical Fisher: lethe's lt_fisher_diag (bench_gemm
 #    fisher, 1 rank x 2 threads) against PyTorch's single-sample loop (2 threads).
 # The table goes to stdout and BUILD_DIR/bench_results.txt; logs to BUILD_DIR/bench/.
@@ -183,6 +185,14 @@ for ((i = 1; i <= repeat; i++)); do
     EP[$c]=$(best "${EP[$c]:-}" "$(once "$logs/lethe_$c.$i.log" lethe_samples_per_s lethe_train "$c" "${NP[$c]}" "${NT[$c]}")")
     MED[$c]=$(best "${MED[$c]:-}" "$(lethe_median "$c" "$logs/lethe_$c.$i.log")")
     v=$(once "$logs/step_$c.$i.log" samples_per_s step_parts "${NP[$c]}" "${NT[$c]}" "${GB[$c]}")
+    if [ -n "$v" ] && [ "${NP[$c]}" = 1 ]; then
+      # the GEMMs-alone time of `bench_gemm step` measures the same rate as `bench_gemm
+      # gemm` (same batch and threads, one process): the faster is the less disturbed
+      GF[$c]=$(best "${GF[$c]}" "$(awk -v B="${GB[$c]}" '/^RESULT step_ms/ { for (i = 2; i <= NF; i++) {
+        split($i, kv, "="); if (kv[1] == "gemms_ms" && kv[2] > 0)
+          printf "%.2f", 2 * B * (2 * 784 * 1024 + 3 * 1024 * 1024 + 3 * 1024 * 10) / (kv[2] * 1e6) } }' \
+        "$logs/step_$c.$i.log")")
+    fi
     if [ -n "$v" ] && [ "$(best "${STEP[$c]:-}" "$v")" = "$(best "$v")" ]; then
       STEP[$c]=$(best "$v")
       STEPLOG[$c]=$logs/step_$c.$i.log # the fastest round's split goes in the table
@@ -293,6 +303,12 @@ fmt='%-33s %9s %9s %8s %9s %16s %8s\n'
   echo "notes: roofline = 6 N samples/s / rate of the step's 8 GEMMs alone (bench_gemm) on the same cores;"
   echo "  the step does $step_flops x 6N flops in GEMMs (no dA for fc1), so with every non-GEMM cost at"
   echo "  zero the roofline would read $(awk -v s="$step_flops" 'BEGIN { printf "%.0f%%", 100 / s }')."
+  awk -v g="${GCORES[1x2]:-}" -v f="$f_lethe" -v tf="$f_torch" 'BEGIN { W1 = 784 * 1024; W2 = 1024 * 1024; W3 = 1024 * 10;
+    fl = 4 * (W1 + W2 + W3) + 2 * (W2 + W3); # forward, (dZ.^2)^T (A.^2), dA: flops per sample
+    if (g + 0 > 0) { c = g * 1e9 / fl;
+      printf "  Fisher: %.1f MFLOP of GEMMs per sample; at the 1 x 2 GEMM rate (%.1f GFLOP/s) the ceiling is\n", fl / 1e6, g
+      printf "  %.0f samples/s (lethe reaches %.0f%%), i.e. at most %.0fx this torch loop.\n", c, (f + 0 > 0 ? 100 * f / c : 0), (tf + 0 > 0 ? c / tf : 0) } }'
+  echo "  step split: medians of each part (slowest rank), so at 2 ranks they need not add up to the step."
   echo "  torch rows set BLIS_NUM_THREADS=2: Debian's torch runs its GEMMs in libblas.so.3 (BLIS here),"
   echo "  which ignores torch.set_num_threads. 'lethe's kernels': BLIS_ARCH_TYPE=${arch_id:-?}${torch_arch:+ ($torch_arch)}."
   echo "  logs, per-shape GEMM rates and --profile timers: $logs"
