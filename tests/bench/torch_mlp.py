@@ -15,7 +15,7 @@ Threads: torch.set_num_threads(T). Debian's torch does its GEMMs in the system
 libblas.so.3 (BLIS on this image), whose thread count comes from
 BLIS_NUM_THREADS / OMP_NUM_THREADS only, not from torch.set_num_threads: without
 them BLIS runs on ONE thread. So this script sets BLIS_NUM_THREADS=T before
-torch loads, unless the caller set it. BLIS_ARCH_TYPE is left to the caller
+torch loads, unless the caller set it or passed --as-installed. BLIS_ARCH_TYPE is left to the caller
 (unset: BLIS picks its kernels itself).
 
 Results are printed as lines starting with "RESULT ".
@@ -40,11 +40,14 @@ def parse_args():
     p.add_argument("--hidden", default="1024,1024")
     p.add_argument("--samples", type=int, default=500, help="fisher: samples to time")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--as-installed", action="store_true",
+                   help="leave BLIS_NUM_THREADS alone (unset: BLIS runs torch's GEMMs on one thread)")
     return p.parse_args()
 
 
 args = parse_args()
-os.environ.setdefault("BLIS_NUM_THREADS", str(args.threads))
+if not args.as_installed:
+    os.environ.setdefault("BLIS_NUM_THREADS", str(args.threads))
 
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
