@@ -117,9 +117,9 @@ split_decks=(split_naive split_til_naive split_til_ewc split_til_online_ewc spli
 perm_decks=(permuted_naive permuted_ewc permuted_online_ewc permuted_si permuted_er permuted_derpp
             permuted_joint)
 # penalty grids: split over every seed (seconds per run), permuted over seed 1 (a minute each)
-grid_add split_til_ewc cl.ewc_lambda lambda "${seeds[@]}" -- 1 3 10 30 100
-grid_add split_til_online_ewc cl.ewc_lambda lambda "${seeds[@]}" -- 1 3 10 30
-grid_add split_til_si cl.si_c c "${seeds[@]}" -- 0.1 0.3 1 3
+grid_add split_til_ewc cl.ewc_lambda lambda "${seeds[@]}" -- 3 10 30
+grid_add split_til_online_ewc cl.ewc_lambda lambda "${seeds[@]}" -- 3 10 30
+grid_add split_til_si cl.si_c c "${seeds[@]}" -- 0.003 0.01 0.03 0.1
 grid_add permuted_ewc cl.ewc_lambda lambda 1 -- 3 10
 grid_add permuted_online_ewc cl.ewc_lambda lambda 1 -- 3 10 30
 grid_add permuted_si cl.si_c c 1 -- 0.003 0.01
