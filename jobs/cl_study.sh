@@ -7,7 +7,7 @@
 #
 #   --quick          seed 1 only (a smoke test; writes results/cl/summary_quick.md)
 #   --fresh          delete the study's run directories first (default: resume, see below)
-#   --only REGEX     run only the runs whose name matches REGEX (grep -E), e.g. '^split_til'
+#   --only REGEX     run only the runs whose NAME-sSEED matches REGEX (grep -E), e.g. '^split_til'
 #                    (the summary is still written, from whatever runs are complete)
 #   --summary-only   run nothing, only write the summary of the runs that exist
 #   -n RANKS         MPI ranks (default 2, LETHE_RANKS if set); BLIS threads: BLIS_NUM_THREADS
@@ -240,7 +240,7 @@ if [ "$summary_only" = 0 ]; then
     IFS='|' read -r name deck seed sets <<<"$p"
     [ -n "${seen[$name-s$seed]:-}" ] && continue
     seen[$name-s$seed]=1
-    if [ -n "$only" ] && ! grep -Eq -- "$only" <<<"$name"; then continue; fi
+    if [ -n "$only" ] && ! grep -Eq -- "$only" <<<"$name-s$seed"; then continue; fi
     do_run "$name" "$deck" "$seed" "$sets"
   done
   log "$ran run(s) in $((SECONDS - t_start)) s, $failed failed"
