@@ -325,6 +325,7 @@ static lt_status attr_text(lt_ctx *ctx, hid_t f, const char *file, const char *n
     char *s = NULL;
     hid_t mt = H5Tcopy(H5T_C_S1);
     H5Tset_size(mt, H5T_VARIABLE);
+    H5Tset_cset(mt, H5Tget_cset(t)); /* HDF5 does not convert between character sets */
     if (H5Aread(a, mt, &s) >= 0 && s) {
       snprintf(buf, len, "%s", s);
       H5free_memory(s);
