@@ -13,6 +13,7 @@
 
 #include "commands.h"
 #include "lethe/checkpoint.h"
+#include "lethe/cl.h"
 #include "lethe/data.h"
 #include "lethe/deck.h"
 #include "lethe/h5io.h"
@@ -66,6 +67,7 @@ typedef struct {
   long n_forget;
   lt_model *model;
   lt_trainer *trainer;             /* the deck's optimizer: its state travels in the snapshot */
+  lt_strategy *strat;              /* plain training's (none): its cursor travels in snapshots */
   lt_ckpt *ck;
   lt_ckpt_cursor cur;
   uint64_t theta_hash;
@@ -81,6 +83,7 @@ typedef struct {
 
 static void run_destroy(unlearn_run *r) {
   lt_ckpt_destroy(&r->ck);
+  lt_strategy_destroy(&r->strat);
   lt_trainer_destroy(&r->trainer);
   lt_model_destroy(&r->model);
   lt_dataset_destroy(&r->train);
@@ -242,8 +245,13 @@ static lt_status setup_model(lt_ctx *ctx, unlearn_run *r, const lt_blas_info *bl
   LT_CHECK(ctx, lt_ckpt_add_params(r->ck, r->model->theta));
   LT_CHECK(ctx, lt_ckpt_add_optim(r->ck, r->trainer->opt));
   LT_CHECK(ctx, lt_ckpt_add_rng(r->ck, "ctx", &ctx->rng));
+  lt_cl_cfg cc;
+  lt_cl_cfg_default(&cc);
+  LT_CHECK(ctx, lt_strategy_create(ctx, &cc, r->trainer, r->model->out_dim, &r->strat));
+  LT_CHECK(ctx, lt_strategy_ckpt_add(r->strat, r->ck, 1));
   lt_ckpt_report rep;
   LT_CHECK(ctx, lt_ckpt_read(r->ck, r->from, &r->cur, &rep));
+  LT_CHECK(ctx, lt_strategy_ckpt_restore(r->strat, rep.per_rank_restored));
   lt_optim_set_steps(r->trainer->opt, r->cur.optim_steps);
   snprintf(r->ckpt_path, sizeof(r->ckpt_path), "%s", rep.path);
   r->theta_hash = rep.theta_hash;
@@ -402,6 +410,7 @@ static lt_status save_ssd(lt_ctx *ctx, unlearn_run *r) {
   LT_CHECK(ctx, lt_evaluate(ctx, r->model, r->test, NULL, &acc, &loss));
   c.test_loss = loss;
   lt_ckpt_report rep;
+  lt_strategy_ckpt_prepare(r->strat);
   LT_CHECK(ctx, lt_ckpt_write(r->ck, dir, 0, &c, &rep));
   lt_log(ctx, LT_LOG_INFO, "ckpt   %s: the SSD model (alpha %g, lambda %g)  theta %016llx\n",
          rep.path, r->grid_alpha[0], r->grid_lambda[0], (unsigned long long)rep.theta_hash);

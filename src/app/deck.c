@@ -195,7 +195,7 @@ static const key_spec keys[] = {
      "fine-tune baseline: learning rate (the deck's optimizer, constant schedule)"},
     {"unlearn", "neggrad_steps", K_LONG, "50", 1, 1e9, 0, NULL, F(ul_neggrad_steps),
      "NegGrad baseline: gradient-ascent steps on the forget set"},
-    {"unlearn", "neggrad_lr", K_REAL, "0.01", 0, 10, 1, NULL, F(ul_neggrad_lr),
+    {"unlearn", "neggrad_lr", K_REAL, "0.001", 0, 10, 1, NULL, F(ul_neggrad_lr),
      "NegGrad baseline: learning rate (plain SGD)"},
     {"unlearn", "out", K_STR, "", 0, 0, 0, NULL, F(ul_out),
      "output run directory (empty: RUN_OUT/unlearn, RUN_OUT = [run] out)"},
