@@ -103,6 +103,13 @@ else
   bad "second request (exit $rc)"; sed 's/^/    /' ul3.out
 fi
 
+# the analysis scripts on these runs
+if "$PY" "$SRC/analysis/plot_unlearn_tradeoff.py" ul1 ul3 --out plots >plot.out 2>&1 &&
+   [ -s plots/unlearn_tradeoff.png ]; then ok "plot_unlearn_tradeoff.py"; else bad "plot"; cat plot.out; fi
+mkdir -p study/s1 && cp -r ul1 study/s1/class1
+if "$PY" "$SRC/analysis/unlearn_summary.py" study >summary.md 2>&1 && grep -qE '^\| ssd \|' summary.md &&
+   grep -q 'class1 seed 0: SSD D_f acc' summary.md; then ok "unlearn_summary.py"; else bad "summary"; cat summary.md; fi
+
 # bad input
 expect_fail no-class 2 "class 9 does not exist" unlearn u.ini --from run1 --set unlearn.out=e1 \
   --set unlearn.classes=9
