@@ -235,14 +235,6 @@ long lt_ssd_dampen(float *theta, const float *I_D, const float *I_Df, size_t n, 
 
 #define IMP_DSET "/importance/I_D"
 
-static hid_t fapl_mpio(lt_ctx *ctx) {
-  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-  H5Pset_fapl_mpio(fapl, ctx->comm, MPI_INFO_NULL);
-  H5Pset_all_coll_metadata_ops(fapl, 1);
-  H5Pset_coll_metadata_write(fapl, 1);
-  return fapl;
-}
-
 /* The owned block [lo, min(hi, n)) as a hyperslab of the [n] dataspace fs; ms the
  * matching memory space (a selection of none when the block is empty). */
 static void owned_block(const lt_shard *sh, hid_t fs, hid_t *ms) {
@@ -265,7 +257,7 @@ lt_status lt_importance_write(lt_ctx *ctx, const lt_shard *sh, const char *path,
   lt_h5_quiet q;
   lt_h5_quiet_on(&q);
   lt_status st = LT_OK;
-  hid_t fapl = fapl_mpio(ctx);
+  hid_t fapl = lt_h5_fapl_mpio(ctx);
   hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
   H5Pclose(fapl);
   if (f < 0) {
@@ -433,7 +425,7 @@ lt_status lt_importance_read(lt_ctx *ctx, const lt_shard *sh, const char *path,
   }
   LT_CHECK_MPI(ctx, MPI_Bcast(&want->seconds, 1, MPI_DOUBLE, 0, ctx->comm));
   lt_h5_quiet_on(&q);
-  hid_t fapl = fapl_mpio(ctx);
+  hid_t fapl = lt_h5_fapl_mpio(ctx);
   hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
   H5Pclose(fapl);
   if (f < 0) {
