@@ -103,6 +103,17 @@ else
   bad "second request (exit $rc)"; sed 's/^/    /' ul3.out
 fi
 
+# sub-class and random forget sets: exactly the requested samples
+nsub=$("$PY" -c "import h5py; f = h5py.File('blobs.h5'); y = f['train/y'][:]; g = f['train/group'][:]; print(int(((y == 1) & (g == 0)).sum()))")
+rc=$(run 2 120 sub.out unlearn u.ini --from run1 --set unlearn.out=sub --set unlearn.baselines= \
+     --set unlearn.forget=subclass --set unlearn.groups=0)
+grep -q "^forget subclass: $nsub of 800 " sub.out && [ "$rc" = 0 ] && ok "sub-class forget set: $nsub samples" ||
+  { bad "sub-class (exit $rc, want $nsub)"; sed 's/^/    /' sub.out; }
+rc=$(run 2 120 rnd.out unlearn u.ini --from run1 --set unlearn.out=rnd --set unlearn.baselines=neggrad \
+     --set unlearn.forget=random --set unlearn.count=40)
+grep -q "^forget random: 40 of 800 " rnd.out && [ "$rc" = 0 ] && ok "random forget set: 40 samples" ||
+  { bad "random (exit $rc)"; sed 's/^/    /' rnd.out; }
+
 # the analysis scripts on these runs
 if "$PY" "$SRC/analysis/plot_unlearn_tradeoff.py" ul1 ul3 --out plots >plot.out 2>&1 &&
    [ -s plots/unlearn_tradeoff.png ]; then ok "plot_unlearn_tradeoff.py"; else bad "plot"; cat plot.out; fi
