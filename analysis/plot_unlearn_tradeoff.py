@@ -28,7 +28,8 @@ def load(arg):
                 for c in ("retain_acc", "forget_acc")}
         grid = {c: run.need(f"/unlearn/grid/{c}", "the SSD grid", ndim=1)
                 for c in ("alpha", "lambda", "retain_acc", "forget_acc")}
-        key = f"{run.attr('forget', '/unlearn')} {run.attr('classes', '/unlearn') or ''}".strip()
+        kind = run.attr('forget', '/unlearn')
+        key = f"{kind} {run.attr('classes', '/unlearn') or ''}".strip() if kind != 'random' else kind
         return {"dir": run.dir, "key": key, "methods": methods.split(","), "rows": rows,
                 "grid": grid}
 

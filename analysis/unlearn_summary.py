@@ -57,7 +57,8 @@ def main():
     for job in sorted(jobs):
         recs = jobs[job]
         info = recs[0]["_"]
-        w(f"## {job}: forget {info['forget']} {info['classes'] or ''} "
+        what = info["forget"] if info["forget"] == "random" else f"{info['forget']} {info['classes'] or ''}"
+        w(f"## {job}: forget {what} "
           f"({int(info['n_forget'])} of {int(info['n_train'])} samples), seeds "
           f"{', '.join(str(int(r['_']['seed'])) for r in recs)}; SSD alpha {info['alpha']:g}, "
           f"lambda {info['lambda']:g}\n")

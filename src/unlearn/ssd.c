@@ -128,52 +128,87 @@ done:
   return st;
 }
 
-/* I_owned = 1/K sum_k (reduced gbar_k)^2 over the global batches. */
+/* Batches whose local gradients are reduced in one collective: a few MB of
+ * them (each synchronisation of the ranks costs far more than its bytes when the
+ * cores are shared), at most a quarter of the batches (so that small sets still
+ * take several groups). */
+static long group_size(size_t n_pad, long K) {
+  long g = (long)((size_t)(4u << 20) / (n_pad ? n_pad : 1));
+  if (g > 32) g = 32;
+  if (g > K / 4) g = K / 4;
+  return g < 1 ? 1 : g;
+}
+
+/* I_owned = 1/K sum_k (reduced gbar_k)^2 over the global batches. The local
+ * gradients of a group of G batches are packed rank-block by rank-block,
+ * [q][k][j] = gbar_k[q slice + j], so that one reduce-scatter of G n_pad floats
+ * hands every owner its slice of all G batch sums. */
 static lt_status importance_batch_mean(lt_ctx *ctx, lt_model *m, const lt_shard *sh,
                                        const lt_dataset *ds, lt_imp_batching batching, int B,
                                        uint64_t seed, float *I_owned) {
   local_key *lk = NULL;
   long K = 0, *sizes = NULL;
-  float *g = NULL, *gown = NULL, *xb = NULL;
+  float *g = NULL, *packed = NULL, *gown = NULL, *xb = NULL;
   int32_t *yb = NULL;
   lt_status st = LT_OK;
-  int mb = m->max_batch;
+  int mb = m->max_batch, P = ctx->size;
   if (lt_calloc_aligned((void **)&lk, (size_t)ds->n, sizeof(*lk)) != 0 ||
-      lt_calloc_aligned((void **)&g, m->n_pad, sizeof(*g)) != 0 ||
-      lt_calloc_aligned((void **)&gown, sh->slice, sizeof(*gown)) != 0 ||
       lt_calloc_aligned((void **)&xb, (size_t)mb * (size_t)ds->d, sizeof(*xb)) != 0 ||
       lt_calloc_aligned((void **)&yb, (size_t)mb, sizeof(*yb)) != 0)
-    st = lt_error_set(ctx, LT_ERR_MEM, __FILE__, __LINE__, __func__,
-                      "out of memory for the importances (%zu floats)", m->n_pad);
+    st = lt_error_set(ctx, LT_ERR_MEM, __FILE__, __LINE__, __func__, "out of memory");
   st = lt_agree(ctx, st);
   if (st == LT_OK) st = assign_batches(ctx, ds, batching, B, seed, lk, &K, &sizes);
+  if (st != LT_OK) goto done;
+  long G = group_size(m->n_pad, K);
+  if (lt_calloc_aligned((void **)&g, (size_t)G * m->n_pad, sizeof(*g)) != 0 ||
+      lt_calloc_aligned((void **)&packed, (size_t)G * m->n_pad, sizeof(*packed)) != 0 ||
+      lt_calloc_aligned((void **)&gown, (size_t)G * sh->slice, sizeof(*gown)) != 0)
+    st = lt_error_set(ctx, LT_ERR_MEM, __FILE__, __LINE__, __func__,
+                      "out of memory for the importances (%ld x %zu floats)", G, m->n_pad);
+  st = lt_agree(ctx, st);
   if (st != LT_OK) goto done;
   memset(I_owned, 0, sh->slice * sizeof(*I_owned));
   float *dl = m->dz[m->nlayers];
   int pos = 0; /* next entry of lk */
-  for (long k = 0; k < K; k++) {
-    int first = pos;
-    while (pos < ds->n && lk[pos].batch == k) pos++;
-    float scale = (float)(1.0 / (double)sizes[k]);
-    if (pos == first) memset(g, 0, m->n_pad * sizeof(*g));
-    for (int c = first; c < pos; c += mb) {
-      int b = pos - c < mb ? pos - c : mb;
-      for (int j = 0; j < b; j++) {
-        int row = lk[c + j].row;
-        memcpy(xb + (size_t)j * (size_t)ds->d, ds->x + (size_t)row * (size_t)ds->d,
-               (size_t)ds->d * sizeof(float));
-        yb[j] = ds->y[row];
+  for (long k0 = 0; k0 < K; k0 += G) {
+    long Ge = K - k0 < G ? K - k0 : G;
+    for (long k = k0; k < k0 + Ge; k++) {
+      float *gk = g + (size_t)(k - k0) * m->n_pad;
+      int first = pos;
+      while (pos < ds->n && lk[pos].batch == k) pos++;
+      float scale = (float)(1.0 / (double)sizes[k]);
+      if (pos == first) memset(gk, 0, m->n_pad * sizeof(*gk));
+      for (int c = first; c < pos; c += mb) {
+        int b = pos - c < mb ? pos - c : mb;
+        for (int j = 0; j < b; j++) {
+          int row = lk[c + j].row;
+          memcpy(xb + (size_t)j * (size_t)ds->d, ds->x + (size_t)row * (size_t)ds->d,
+                 (size_t)ds->d * sizeof(float));
+          yb[j] = ds->y[row];
+        }
+        const float *logits = lt_model_forward(m, xb, b);
+        (void)lt_softmax_xent(dl, NULL, logits, yb, NULL, b, m->out_dim, scale);
+        lt_model_backward(m, dl, b, gk, c == first ? 0.0f : 1.0f);
       }
-      const float *logits = lt_model_forward(m, xb, b);
-      (void)lt_softmax_xent(dl, NULL, logits, yb, NULL, b, m->out_dim, scale);
-      lt_model_backward(m, dl, b, g, c == first ? 0.0f : 1.0f);
     }
-    st = lt_dist_reduce_grad(ctx, sh, LT_DIST_SHARDED, g, gown);
+    for (int q = 0; q < P; q++)
+      for (long k = 0; k < Ge; k++)
+        memcpy(packed + ((size_t)q * (size_t)Ge + (size_t)k) * sh->slice,
+               g + (size_t)k * m->n_pad + (size_t)q * sh->slice, sh->slice * sizeof(float));
+    lt_shard grp = *sh; /* the ring uses slice, rank and size */
+    grp.slice = (size_t)Ge * sh->slice;
+    grp.n_pad = grp.n = (size_t)Ge * sh->n_pad;
+    grp.lo = (size_t)sh->rank * grp.slice;
+    grp.hi = grp.lo + grp.slice;
+    st = lt_dist_reduce_grad(ctx, &grp, LT_DIST_SHARDED, packed, gown);
     if (st != LT_OK) {
       st = lt_error_trace(ctx, st, __FILE__, __LINE__, __func__);
       goto done;
     }
-    for (size_t j = 0; j < sh->slice; j++) I_owned[j] += gown[j] * gown[j];
+    for (long k = 0; k < Ge; k++) {
+      const float *o = gown + (size_t)k * sh->slice;
+      for (size_t j = 0; j < sh->slice; j++) I_owned[j] += o[j] * o[j];
+    }
   }
   if (K > 0) {
     float s = (float)(1.0 / (double)K);
@@ -185,6 +220,7 @@ done:
   lt_free(lk);
   lt_free(sizes);
   lt_free(g);
+  lt_free(packed);
   lt_free(gown);
   lt_free(xb);
   lt_free(yb);
