@@ -14,6 +14,8 @@ import math
 import os
 import sys
 
+import h5py
+
 import lethe_h5
 
 COLS = ("test_acc", "retain_acc", "forget_acc", "mia", "mia_auc", "wall_time")
@@ -24,6 +26,15 @@ def ms(v, scale=1.0, prec=1):
     if n == 0:
         return "-"
     return f"{m * scale:.{prec}f}" + (f" ± {s * scale:.{prec}f}" if n > 1 else "")
+
+
+def params_of(ckpt):
+    """The parameter count of the snapshot the run started from (NaN when unreadable)."""
+    try:
+        with h5py.File(ckpt, "r") as f:
+            return float(f.attrs["params"])
+    except (OSError, KeyError, TypeError):
+        return math.nan
 
 
 def main():
@@ -42,6 +53,9 @@ def main():
             rec["_"] = {k: run.attr(k, "/unlearn") for k in ("id_seconds", "n_forget", "n_train",
                                                                "alpha", "lambda", "forget", "classes")}
             rec["_"]["seed"] = run.seed
+            rec["_"]["params"] = run.attr("params", "/unlearn") or params_of(run.attr("checkpoint", "/unlearn"))
+            rec["grid"] = {c: run.need(f"/unlearn/grid/{c}", "the SSD grid", ndim=1)
+                           for c in ("alpha", "lambda", "retain_acc", "forget_acc", "mia", "selected")}
             jobs.setdefault(os.path.basename(os.path.dirname(path)), []).append(rec)
     if not jobs:
         raise lethe_h5.MetricsError(f"no unlearn runs under '{args.runs}' (RUNS/sSEED/JOB/metrics.h5)")
@@ -79,6 +93,18 @@ def main():
             w(f"\nI_D took {ms([r['_']['id_seconds'] for r in recs], 1, 2)} s (computed once per model, "
               f"stored, reused); SSD with the stored I_D is {ms([r['retrain']['wall_time'] / r['ssd']['wall_time'] for r in recs], 1, 1)}x "
               f"faster than retraining, {ms(inc, 1, 1)}x including I_D.\n")
+        g0 = recs[0]["grid"]
+        if g0["alpha"].size > 1:
+            w("\nSSD grid (mean over the seeds; D_r change against the original, selected in % of the parameters):\n")
+            w("| alpha | lambda | D_r change | D_f | MIA | selected |")
+            w("|--:|--:|--:|--:|--:|--:|")
+            for i in range(g0["alpha"].size):
+                dr = [r["grid"]["retain_acc"][i] - r["original"]["retain_acc"] for r in recs]
+                w(f"| {g0['alpha'][i]:g} | {g0['lambda'][i]:g} | {ms(dr, 100)} | "
+                  f"{ms([r['grid']['forget_acc'][i] for r in recs], 100)} | "
+                  f"{ms([r['grid']['mia'][i] for r in recs], 100)} | "
+                  f"{ms([r['grid']['selected'][i] / r['_']['params'] for r in recs], 100, 2)} |")
+            w("")
         if info["forget"] == "class":
             for r in recs:
                 s, o, rt = r["ssd"], r["original"], r.get("retrain")

@@ -523,6 +523,7 @@ static lt_status write_unlearn_group(lt_ctx *ctx, unlearn_run *r, const char *pa
   LT_CHECK_DONE(ctx, st, lt_h5_attr_str(ctx, g, "classes", classes));
   LT_CHECK_DONE(ctx, st, lt_h5_attr_i64(ctx, g, "n_forget", r->n_forget));
   LT_CHECK_DONE(ctx, st, lt_h5_attr_i64(ctx, g, "n_train", r->train->n_global));
+  LT_CHECK_DONE(ctx, st, lt_h5_attr_i64(ctx, g, "params", (int64_t)r->model->n));
   LT_CHECK_DONE(ctx, st, lt_h5_attr_f64(ctx, g, "ratio_bound",
                                         (double)r->train->n_global / (double)r->n_forget));
   LT_CHECK_DONE(ctx, st, lt_h5_attr_str(ctx, g, "importance",
