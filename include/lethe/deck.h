@@ -73,6 +73,29 @@ typedef struct {
   int refresh;               /* lt_refresh_kind */
   double refresh_delta, refresh_kappa, refresh_sigma, refresh_gamma, refresh_damping;
   int refresh_every, refresh_steps;
+  /* [unlearn] (lethe unlearn: forget set, SSD, baselines; see unlearn.h) */
+  int ul_forget;             /* lt_forget_kind: class, subclass, random */
+  int ul_classes[LT_DECK_MAXLIST];
+  int ul_nclasses;
+  int ul_groups[LT_DECK_MAXLIST];
+  int ul_ngroups;
+  double ul_fraction;
+  long ul_count;
+  double ul_alpha[LT_DECK_MAXLIST];
+  int ul_nalpha;
+  double ul_lambda[LT_DECK_MAXLIST];
+  int ul_nlambda;
+  int ul_importance;         /* lt_importance_kind */
+  int ul_batching;           /* lt_imp_batching */
+  int ul_batch;
+  char ul_importance_file[LT_DECK_STR];
+  int ul_reuse_importance;
+  char ul_baselines[LT_DECK_STR];
+  int ul_finetune_epochs;
+  double ul_finetune_lr;
+  long ul_neggrad_steps;
+  double ul_neggrad_lr;
+  char ul_out[LT_DECK_STR];
   /* [run] */
   long seed;
   char out[LT_DECK_STR];

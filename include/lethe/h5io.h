@@ -38,6 +38,10 @@ const char *lt_h5_msg(char *buf, size_t len);
     }                                                                                 \
   } while (0)
 
+/* A file-access property list for the MPI-IO driver on ctx->comm with collective
+ * metadata reads and writes (the caller closes it). */
+hid_t lt_h5_fapl_mpio(lt_ctx *ctx);
+
 /* Write a 1-D dataset (creating intermediate groups) of n values. */
 LT_WUR lt_status lt_h5_write_f64(lt_ctx *ctx, hid_t loc, const char *path, const double *v,
                                  size_t n);

@@ -15,6 +15,7 @@ static void usage(FILE *out) {
           "\n"
           "usage:\n"
           "  lethe train DECK.ini [--set section.key=value ...] [--resume RUN_DIR|FILE] [--profile]\n"
+          "  lethe unlearn DECK.ini --from CKPT [--set section.key=value ...]\n"
           "  lethe data import-idx IMAGES LABELS [TEST_IMAGES TEST_LABELS] OUT.h5 [--name NAME]\n"
           "  lethe data info FILE.h5\n"
           "  lethe report RUN_DIR|FILE.h5 [RUN_DIR ...]\n"
@@ -66,6 +67,8 @@ int lt_main(int argc, char **argv) {
       lt_blas_setup(&blas);
       st = lt_cmd_train(ctx, &blas, argc - 1, argv + 1, &code);
     }
+  } else if (strcmp(cmd, "unlearn") == 0) { /* issue 6 */
+    st = lt_cmd_unlearn(ctx, argc - 1, argv + 1);
   } else if (strcmp(cmd, "report") == 0) {
     if (argc > 2 && is_help(argv[2])) {
       if (ctx->rank == 0) lt_usage_report(stdout);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "train_setup.h"
 #include "lethe/checkpoint.h"
 #include "lethe/cl.h"
 #include "lethe/data.h"
@@ -45,54 +46,6 @@ static lt_status write_text(lt_ctx *ctx, const char *path, const char *text) {
   if (!f) LT_ERROR(ctx, LT_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
   fputs(text, f);
   if (fclose(f) != 0) LT_ERROR(ctx, LT_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
-  return LT_OK;
-}
-
-/* ------------------------------------------------------------ per-layer lr */
-
-static const lt_layer *layer_named(const lt_model *m, const char *name) {
-  for (int l = 0; l < m->nlayers; l++)
-    if (strcmp(m->layer[l].name, name) == 0) return &m->layer[l];
-  return NULL;
-}
-
-static lt_status unknown_layer(lt_ctx *ctx, const lt_model *m, const char *key, const char *name) {
-  char names[256] = "";
-  size_t o = 0;
-  for (int l = 0; l < m->nlayers && o < sizeof(names); l++)
-    o += (size_t)snprintf(names + o, sizeof(names) - o, "%s%s", l ? ", " : "", m->layer[l].name);
-  LT_ERROR(ctx, LT_ERR_DECK, "[optim] %s: unknown layer '%s'; this model's layers are %s", key,
-           name, names);
-}
-
-static lt_status set_layer_mult(lt_ctx *ctx, lt_optim *opt, const lt_layer *L, double mult) {
-  LT_CHECK(ctx, lt_optim_set_lr_mult(opt, L->w_off, (size_t)L->in * (size_t)L->out, mult));
-  LT_CHECK(ctx, lt_optim_set_lr_mult(opt, L->b_off, (size_t)L->out, mult));
-  return LT_OK;
-}
-
-/* [optim] lr_mult = fc1:0.1,fc2:0.5 then [optim] freeze = fc1 (freeze wins). */
-static lt_status apply_layer_lr(lt_ctx *ctx, const lt_deck *d, const lt_model *m, lt_optim *opt) {
-  char buf[LT_DECK_STR];
-  snprintf(buf, sizeof(buf), "%s", d->lr_mult);
-  for (char *save = NULL, *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
-    char *colon = strchr(tok, ':');
-    char *end = NULL;
-    double v = colon ? strtod(colon + 1, &end) : NAN;
-    if (!colon || end == colon + 1 || *end != '\0' || !(v >= 0) || v > 1e3)
-      LT_ERROR(ctx, LT_ERR_DECK,
-               "[optim] lr_mult: '%s' is not name:multiplier with a multiplier in [0, 1000]", tok);
-    *colon = '\0';
-    const lt_layer *L = layer_named(m, tok);
-    if (!L) return unknown_layer(ctx, m, "lr_mult", tok);
-    LT_CHECK(ctx, set_layer_mult(ctx, opt, L, v));
-  }
-  snprintf(buf, sizeof(buf), "%s", d->freeze);
-  for (char *save = NULL, *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
-    const lt_layer *L = layer_named(m, tok);
-    if (!L) return unknown_layer(ctx, m, "freeze", tok);
-    LT_CHECK(ctx, set_layer_mult(ctx, opt, L, 0.0));
-  }
   return LT_OK;
 }
 
@@ -314,35 +267,13 @@ static lt_status setup_data(lt_ctx *ctx, train_run *r) {
 /* Phase 3: model, optimizer, batcher. */
 static lt_status setup_model(lt_ctx *ctx, train_run *r) {
   const lt_deck *d = &r->deck;
-  lt_model_cfg mc = {0};
-  mc.in_dim = r->train->d;
-  mc.out_dim = r->train->num_classes;
-  mc.nhidden = d->nhidden;
-  for (int i = 0; i < d->nhidden; i++) mc.hidden[i] = d->hidden[i];
-  mc.act = (lt_act)d->activation;
-  mc.init = (lt_init)d->init;
-  int local = lt_local_batch(d->batch_size, ctx->rank, ctx->size);
-  mc.max_batch = local > 256 ? local : 256; /* 256-row chunks for evaluation */
-  if (d->cl_replay && d->replay_batch > mc.max_batch) mc.max_batch = d->replay_batch;
-  mc.pad_ranks = ctx->size;
+  lt_model_cfg mc;
+  lt_app_model_cfg(ctx, d, r->train->d, r->train->num_classes, &mc);
   LT_CHECK(ctx, lt_model_create(ctx, &mc, &r->model));
   lt_model_init(r->model, ctx->seed, mc.init);
 
   lt_optim_cfg oc;
-  lt_optim_cfg_default(&oc);
-  oc.kind = (lt_opt_kind)d->optim_kind;
-  oc.lr = d->lr;
-  oc.momentum = d->momentum;
-  oc.nesterov = d->nesterov;
-  oc.weight_decay = d->weight_decay;
-  oc.beta1 = d->beta1;
-  oc.beta2 = d->beta2;
-  oc.eps = d->eps;
-  oc.sched = (lt_sched_kind)d->schedule;
-  oc.warmup_steps = d->warmup_steps;
-  oc.step_size = d->step_size;
-  oc.gamma = d->gamma;
-  oc.min_lr = d->min_lr;
+  lt_app_optim_cfg(d, &oc);
   long total = 0;
   for (int t = 0; t < r->ntasks; t++) {
     LT_CHECK(ctx, lt_batcher_create(ctx, r->task_train[t], d->batch_size, &r->batchers[t]));
@@ -356,7 +287,7 @@ static lt_status setup_model(lt_ctx *ctx, train_run *r) {
              oc.warmup_steps, total);
   LT_CHECK(ctx, lt_trainer_create(ctx, r->model, &oc, (lt_dist_mode)d->dist, &r->trainer));
   r->trainer->sh.coll = (lt_coll)d->collective;
-  LT_CHECK(ctx, apply_layer_lr(ctx, d, r->model, r->trainer->opt));
+  LT_CHECK(ctx, lt_app_apply_layer_lr(ctx, d, r->model, r->trainer->opt));
   r->total_steps = total;
 
   lt_cl_cfg cc;

@@ -19,6 +19,9 @@ enum {
 LT_WUR lt_status lt_cmd_train(lt_ctx *ctx, const lt_blas_info *blas, int argc, char **argv,
                               int *code);
 LT_WUR lt_status lt_cmd_data(lt_ctx *ctx, int argc, char **argv);
+/* lethe unlearn (cmd_unlearn.c): handles --help and the BLIS set-up itself */
+LT_WUR lt_status lt_cmd_unlearn(lt_ctx *ctx, int argc, char **argv);
+void lt_usage_unlearn(FILE *out);
 
 void lt_usage_train(FILE *out);
 void lt_usage_data(FILE *out);

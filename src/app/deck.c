@@ -155,6 +155,51 @@ static const key_spec keys[] = {
     {"refresh", "every", K_INT, "1", 1, 1e6, 0, NULL, F(refresh_every), "unlearn every N steps"},
     {"refresh", "steps", K_INT, "1", 1, 1000, 0, NULL, F(refresh_steps), "unlearn steps each time"},
 
+    /* [unlearn]: lethe unlearn (SSD, baselines, membership inference; unlearn.h) */
+    {"unlearn", "forget", K_ENUM, "class", 0, 0, 0, "class|subclass|random", F(ul_forget),
+     "forget set: whole classes, a sub-class (samples of `classes` whose /train/group is in "
+     "`groups`) or random training samples"},
+    {"unlearn", "classes", K_INTLIST, "", 0, 1 << 20, 0, NULL, F(ul_classes),
+     "class and subclass: the classes to forget (subclass: the classes the groups lie in)",
+     F(ul_nclasses)},
+    {"unlearn", "groups", K_INTLIST, "", -(1 << 30), 1 << 30, 0, NULL, F(ul_groups),
+     "subclass: the /train/group values to forget", F(ul_ngroups)},
+    {"unlearn", "fraction", K_REAL, "0.01", 0, 1, 1, NULL, F(ul_fraction),
+     "random: fraction of the training set to forget (seeded by [run] seed)"},
+    {"unlearn", "count", K_LONG, "0", 0, 1e12, 0, NULL, F(ul_count),
+     "random: number of samples to forget (0: use fraction)"},
+    {"unlearn", "alpha", K_REALLIST, "5", 0, 1e9, 0, NULL, F(ul_alpha),
+     "SSD selection: parameters with I_Df > alpha I_D (a list runs a grid with lambda)",
+     F(ul_nalpha)},
+    {"unlearn", "lambda", K_REALLIST, "0.5", 0, 1e9, 0, NULL, F(ul_lambda),
+     "SSD dampening: theta *= min(lambda I_D / I_Df, 1) (a list runs a grid with alpha)",
+     F(ul_nlambda)},
+    {"unlearn", "importance", K_ENUM, "batch_mean", 0, 0, 0, "batch_mean|empirical|sampled",
+     F(ul_importance),
+     "SSD importances: squared batch-mean gradients averaged over batches (the authors' code) or "
+     "the per-sample diagonal Fisher (empirical or sampled labels)"},
+    {"unlearn", "batching", K_ENUM, "by_class", 0, 0, 0, "by_class|shuffled", F(ul_batching),
+     "batch_mean: batches of the class-sorted samples (the authors' loader) or of a seeded "
+     "shuffle"},
+    {"unlearn", "batch_size", K_INT, "64", 1, 1 << 20, 0, NULL, F(ul_batch),
+     "global batch of the importances, NegGrad and fine-tuning"},
+    {"unlearn", "importance_file", K_STR, "", 0, 0, 0, NULL, F(ul_importance_file),
+     "stored I_D of the checkpoint (empty: CKPT.importance.h5 beside the snapshot)"},
+    {"unlearn", "reuse_importance", K_BOOL, "true", 0, 0, 0, NULL, F(ul_reuse_importance),
+     "reuse the stored I_D when it exists (false: compute it again and replace the file)"},
+    {"unlearn", "baselines", K_STR, "retrain,finetune,neggrad", 0, 0, 0, NULL, F(ul_baselines),
+     "baselines run beside SSD, comma-separated: retrain, finetune, neggrad (empty: none)"},
+    {"unlearn", "finetune_epochs", K_INT, "1", 1, 1e6, 0, NULL, F(ul_finetune_epochs),
+     "fine-tune baseline: epochs on the retain set"},
+    {"unlearn", "finetune_lr", K_REAL, "0.02", 0, 10, 1, NULL, F(ul_finetune_lr),
+     "fine-tune baseline: learning rate (the deck's optimizer, constant schedule)"},
+    {"unlearn", "neggrad_steps", K_LONG, "50", 1, 1e9, 0, NULL, F(ul_neggrad_steps),
+     "NegGrad baseline: gradient-ascent steps on the forget set"},
+    {"unlearn", "neggrad_lr", K_REAL, "0.001", 0, 10, 1, NULL, F(ul_neggrad_lr),
+     "NegGrad baseline: learning rate (plain SGD)"},
+    {"unlearn", "out", K_STR, "", 0, 0, 0, NULL, F(ul_out),
+     "output run directory (empty: RUN_OUT/unlearn, RUN_OUT = [run] out)"},
+
     {"run", "seed", K_LONG, "0", 0, 9.0e15, 0, NULL, F(seed),
      "base seed of every random stream (init, shuffles, sampling)"},
     {"run", "out", K_STR, "runs/default", 0, 0, 0, NULL, F(out),
@@ -211,7 +256,8 @@ static int section_exists(const char *section) {
 }
 
 static const char *const sections[] = {"data",     "model", "optim",   "train", "checkpoint",
-                                       "scenario", "cl",    "refresh", "run"};
+                                       "scenario", "cl",    "refresh", "run",
+                                       "unlearn"};
 
 /* Where a value came from, for messages. */
 typedef struct {
@@ -396,7 +442,8 @@ static lt_status apply(parse_state *ps, const char *section, const char *key, co
       }
       return lt_error_set(ps->ctx, LT_ERR_DECK, __FILE__, __LINE__, __func__,
                           "%s:%d: unknown section [%s]%s%s%s; sections are [data], [model], "
-                          "[optim], [train], [checkpoint], [scenario], [cl], [refresh], [run]",
+                          "[optim], [train], [checkpoint], [scenario], [cl], [refresh], [run], "
+                          "[unlearn]",
                           ps->file, ps->line, section, bestd <= 3 ? " (did you mean [" : "",
                           bestd <= 3 ? best : "", bestd <= 3 ? "]?)" : "");
     }

@@ -298,14 +298,6 @@ static hid_t layout_mem_type(void) {
   return t;
 }
 
-static hid_t fapl_mpio(lt_ctx *ctx) {
-  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-  H5Pset_fapl_mpio(fapl, ctx->comm, MPI_INFO_NULL);
-  H5Pset_all_coll_metadata_ops(fapl, 1);
-  H5Pset_coll_metadata_write(fapl, 1);
-  return fapl;
-}
-
 static hid_t dxpl_collective(void) {
   hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
   H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
@@ -465,7 +457,7 @@ static void fault_sleep(void) {
 static lt_status write_file(lt_ckpt *ck, const char *path, const lt_ckpt_cursor *cur,
                             const char *created, uint64_t th, uint64_t sh) {
   lt_ctx *ctx = ck->ctx;
-  hid_t fapl = fapl_mpio(ctx);
+  hid_t fapl = lt_h5_fapl_mpio(ctx);
   hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
   H5Pclose(fapl);
   if (f < 0) {
@@ -955,7 +947,7 @@ static lt_status inspect(lt_ckpt *ck, const char *from, header *h) {
  * sequence of collective calls on every rank whatever fails. */
 static lt_status read_file(lt_ckpt *ck, const header *h) {
   lt_ctx *ctx = ck->ctx;
-  hid_t fapl = fapl_mpio(ctx);
+  hid_t fapl = lt_h5_fapl_mpio(ctx);
   hid_t f = H5Fopen(h->path, H5F_ACC_RDONLY, fapl);
   H5Pclose(fapl);
   if (f < 0) {

@@ -38,6 +38,14 @@ const char *lt_h5_msg(char *buf, size_t len) {
   return buf;
 }
 
+hid_t lt_h5_fapl_mpio(lt_ctx *ctx) {
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  H5Pset_fapl_mpio(fapl, ctx->comm, MPI_INFO_NULL);
+  H5Pset_all_coll_metadata_ops(fapl, 1);
+  H5Pset_coll_metadata_write(fapl, 1);
+  return fapl;
+}
+
 lt_status lt_h5_write_f64(lt_ctx *ctx, hid_t loc, const char *path, const double *v, size_t n) {
   hsize_t dims[1] = {(hsize_t)n};
   hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
