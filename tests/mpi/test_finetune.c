@@ -47,6 +47,28 @@ static void status_ok(lt_test_checker *c, lt_ctx *ctx, lt_status st, const char 
   if (st != LT_OK) lt_test_fail_at(c, "%s failed: %s", what, ctx->errmsg);
 }
 
+/* Model (seed) and trainer (oc) with the remedies fc, theta saved in *before, then
+ * `steps` training steps on the fixed batch. Failures are recorded in c. */
+static void train_with(lt_test_checker *c, lt_ctx *ctx, uint64_t seed, const lt_optim_cfg *oc,
+                       const lt_ft_cfg *fc, int steps, lt_model **m, lt_trainer **t,
+                       float **before) {
+  status_ok(c, ctx, make_model(ctx, hidden3, 3, K, seed, m), "model");
+  lt_test_agree(ctx->comm, c);
+  status_ok(c, ctx, lt_trainer_create(ctx, *m, oc, LT_DIST_SHARDED, t), "trainer");
+  lt_test_agree(ctx->comm, c);
+  status_ok(c, ctx, lt_ft_apply_lr(ctx, fc, *m, (*t)->opt), "apply_lr");
+  lt_test_agree(ctx->comm, c);
+  assert_int_equal(lt_calloc_aligned((void **)before, (*m)->n_pad, sizeof(float)), 0);
+  memcpy(*before, (*m)->theta, (*m)->n_pad * sizeof(float));
+  float x[ROWS * IN];
+  int32_t y[ROWS];
+  int rows;
+  batch(ctx, x, y, &rows);
+  for (int s = 0; s < steps && !c->bad; s++)
+    status_ok(c, ctx, lt_trainer_step(*t, x, y, rows, ROWS, NULL, NULL), "step");
+  lt_test_agree(ctx->comm, c);
+}
+
 /* ------------------------------------------------------------ freezing */
 
 static void run_freeze(lt_opt_kind kind) {
@@ -56,28 +78,14 @@ static void run_freeze(lt_opt_kind kind) {
   lt_model *m = NULL;
   lt_trainer *t = NULL;
   float *before = NULL;
-  status_ok(&c, ctx, make_model(ctx, hidden3, 3, K, 3, &m), "model");
-  lt_test_agree(ctx->comm, &c);
   lt_optim_cfg oc;
   lt_optim_cfg_default(&oc);
   oc.kind = kind;
   oc.lr = 0.1;
   oc.momentum = 0.9;
   oc.weight_decay = 0.01; /* a frozen layer must not decay either */
-  status_ok(&c, ctx, lt_trainer_create(ctx, m, &oc, LT_DIST_SHARDED, &t), "trainer");
-  lt_test_agree(ctx->comm, &c);
   lt_ft_cfg fc = {.freeze_bottom = 2, .llrd = 1.0};
-  status_ok(&c, ctx, lt_ft_apply_lr(ctx, &fc, m, t->opt), "apply_lr");
-  lt_test_agree(ctx->comm, &c);
-  assert_int_equal(lt_calloc_aligned((void **)&before, m->n_pad, sizeof(float)), 0);
-  memcpy(before, m->theta, m->n_pad * sizeof(float));
-  float x[ROWS * IN];
-  int32_t y[ROWS];
-  int rows;
-  batch(ctx, x, y, &rows);
-  for (int s = 0; s < 5 && !c.bad; s++)
-    status_ok(&c, ctx, lt_trainer_step(t, x, y, rows, ROWS, NULL, NULL), "step");
-  lt_test_agree(ctx->comm, &c);
+  train_with(&c, ctx, 3, &oc, &fc, 5, &m, &t, &before);
   /* frozen: fc1 and fc2 (W and b are contiguous: [w_off(fc1), w_off(fc3))) */
   size_t fz = m->layer[2].w_off;
   if (memcmp(before, m->theta, fz * sizeof(float)) != 0)
@@ -136,25 +144,12 @@ static void test_llrd_step(void **u) {
   lt_model *m = NULL;
   lt_trainer *t = NULL;
   float *before = NULL;
-  status_ok(&c, ctx, make_model(ctx, hidden3, 3, K, 5, &m), "model");
-  lt_test_agree(ctx->comm, &c);
   const double lr = 0.5, xi = 0.6;
   lt_optim_cfg oc;
   lt_optim_cfg_default(&oc);
   oc.lr = lr;
-  status_ok(&c, ctx, lt_trainer_create(ctx, m, &oc, LT_DIST_SHARDED, &t), "trainer");
-  lt_test_agree(ctx->comm, &c);
   lt_ft_cfg fc = {.freeze_bottom = 1, .llrd = xi};
-  status_ok(&c, ctx, lt_ft_apply_lr(ctx, &fc, m, t->opt), "apply_lr");
-  lt_test_agree(ctx->comm, &c);
-  assert_int_equal(lt_calloc_aligned((void **)&before, m->n_pad, sizeof(float)), 0);
-  memcpy(before, m->theta, m->n_pad * sizeof(float));
-  float x[ROWS * IN];
-  int32_t y[ROWS];
-  int rows;
-  batch(ctx, x, y, &rows);
-  status_ok(&c, ctx, lt_trainer_step(t, x, y, rows, ROWS, NULL, NULL), "step");
-  lt_test_agree(ctx->comm, &c);
+  train_with(&c, ctx, 5, &oc, &fc, 1, &m, &t, &before);
   const int L = m->nlayers;
   /* per layer: numerator and denominator summed over the owned elements, then over ranks */
   double num[LT_MAX_LAYERS] = {0}, den[LT_MAX_LAYERS] = {0};
