@@ -151,6 +151,24 @@ LT_WUR lt_status lt_ckpt_write(lt_ckpt *ck, const char *dir, long keep, const lt
 LT_WUR lt_status lt_ckpt_read(lt_ckpt *ck, const char *from, lt_ckpt_cursor *cur,
                               lt_ckpt_report *rep);
 
+/* The parameters of a snapshot alone, for fine-tuning: its layer table and theta. */
+typedef struct {
+  char path[1024];       /* the snapshot file `from` resolved to */
+  lt_ckpt_layer *layers; /* [nlayers] */
+  int nlayers;
+  float *theta;          /* [n] */
+  size_t n;
+} lt_ckpt_params;
+
+/* Collective: rank 0 reads the layer table and /model/theta of `from` (a snapshot
+ * file, a checkpoint directory or a run directory, as lt_ckpt_read) with serial
+ * HDF5 and checks theta against the file's theta_fnv1a; every rank gets a copy
+ * (free with lt_ckpt_params_free). Errors (same text on every rank) start with
+ * `what` (e.g. "[finetune] from") and name the file. */
+LT_WUR lt_status lt_ckpt_read_params(lt_ctx *ctx, const char *from, const char *what,
+                                     lt_ckpt_params *p);
+void lt_ckpt_params_free(lt_ckpt_params *p);
+
 /* Collective: the theta and state hashes of the registered state (see above). */
 LT_WUR lt_status lt_ckpt_hash(lt_ckpt *ck, uint64_t *theta_hash, uint64_t *state_hash);
 

@@ -101,6 +101,16 @@ typedef struct {
   char out[LT_DECK_STR];
   int log_level;        /* lt_log_level */
   int progress;         /* 0 auto, 1 always single-line (\r), 2 plain lines, 3 none */
+  /* [run] seeds, ranks_per_seed and [finetune]: fine-tuning and replicas (issue 8) */
+  int seeds[LT_DECK_MAXLIST]; /* one entry N: seeds seed..seed+N-1; more: the list */
+  int nseeds;                 /* 0: one run */
+  int ranks_per_seed;         /* 0: world size / replicas (at least 1) */
+  char ft_from[LT_DECK_STR];  /* pretrained snapshot ("" none) */
+  int ft_classes[LT_DECK_MAXLIST];
+  int ft_nclasses;            /* 0: all classes */
+  long ft_samples_per_class;  /* 0: all */
+  int ft_freeze_bottom, ft_reinit_top;
+  double ft_llrd, ft_fail_below;
 
   /* provenance */
   char path[LT_DECK_STR]; /* deck file */

@@ -11,6 +11,7 @@
 
 #include "commands.h"
 #include "train_setup.h"
+#include "finetune_app.h"
 #include "lethe/checkpoint.h"
 #include "lethe/cl.h"
 #include "lethe/data.h"
@@ -213,6 +214,7 @@ static lt_status setup_data(lt_ctx *ctx, train_run *r) {
   if (r->train->d != r->test->d)
     LT_ERROR(ctx, LT_ERR_DATA, "%s: /train/x has %d features per sample but /test/x has %d",
              d->data_path, r->train->d, r->test->d);
+  LT_CHECK(ctx, lt_app_ft_data(ctx, d, &r->train, &r->test)); /* [finetune] subsets */
   if (d->batch_size < ctx->size)
     LT_ERROR(ctx, LT_ERR_DECK, "[optim] batch_size = %d is smaller than the %d ranks",
              d->batch_size, ctx->size);
@@ -287,6 +289,7 @@ static lt_status setup_model(lt_ctx *ctx, train_run *r) {
              oc.warmup_steps, total);
   LT_CHECK(ctx, lt_trainer_create(ctx, r->model, &oc, (lt_dist_mode)d->dist, &r->trainer));
   r->trainer->sh.coll = (lt_coll)d->collective;
+  LT_CHECK(ctx, lt_app_ft_model(ctx, d, r->model, r->trainer->opt)); /* [finetune] */
   LT_CHECK(ctx, lt_app_apply_layer_lr(ctx, d, r->model, r->trainer->opt));
   r->total_steps = total;
 
@@ -697,6 +700,56 @@ static lt_status train_loop(lt_ctx *ctx, train_run *r, const lt_blas_info *blas)
   return LT_OK;
 }
 
+/* The phases of one run whose deck is set (collective over ctx). */
+static lt_status run_phases(lt_ctx *ctx, train_run *r, const lt_blas_info *blas, int profile) {
+  lt_status st = lt_agree(ctx, setup_data(ctx, r));
+  if (st == LT_OK) st = lt_agree(ctx, setup_model(ctx, r));
+  if (st == LT_OK) log_setup(ctx, r, blas);
+  if (st == LT_OK) st = lt_agree(ctx, setup_ckpt(ctx, r, blas)); /* reads agree inside */
+  if (st == LT_OK) st = lt_agree(ctx, setup_outdir(ctx, r));
+  if (st == LT_OK) st = lt_agree(ctx, setup_metrics(ctx, r, blas));
+  if (st == LT_OK) st = train_loop(ctx, r, blas);
+  if (st == LT_OK && profile) st = lt_timer_report(ctx, ctx->log);
+  return st;
+}
+
+typedef struct {
+  const lt_deck *deck;
+  const lt_blas_info *blas;
+} replica_base;
+
+/* One replica of [run] seeds on its group's ctx: the deck with run.seed = seed and
+ * run.out = out. A diverged run is a result (res->diverged), not an error. */
+static lt_status train_replica(lt_ctx *ctx, long seed, const char *out, void *user,
+                               lt_ft_result *res) {
+  const replica_base *b = user;
+  train_run *r = calloc(1, sizeof(*r));
+  if (!r) LT_ERROR(ctx, LT_ERR_MEM, "out of memory");
+  r->deck = *b->deck;
+  r->deck.seed = seed;
+  r->deck.nseeds = 0;
+  snprintf(r->deck.out, sizeof(r->deck.out), "%s", out);
+  lt_deck_text(&r->deck, r->deck_text, sizeof(r->deck_text));
+  lt_rng_seed(&ctx->rng, ctx->seed, (uint64_t)ctx->rank, LT_RNG_USER);
+  lt_status st = run_phases(ctx, r, b->blas, 0);
+  res->acc = r->cur.test_acc;
+  res->loss = r->cur.test_loss;
+  res->num_classes = r->model ? r->model->out_dim : 0;
+  if (st == LT_ERR_NUM) {
+    lt_log(ctx, LT_LOG_INFO, "seed %ld diverged: %s\n", seed, ctx->errmsg);
+    lt_error_clear(ctx);
+    *res = (lt_ft_result){.acc = NAN, .loss = NAN, .diverged = 1, .num_classes = res->num_classes};
+    st = LT_OK;
+  }
+  if (st == LT_OK && r->stop_signal)
+    st = lt_error_set(ctx, LT_ERR_IO, __FILE__, __LINE__, __func__,
+                      "stopped by %s; replicas of [run] seeds are not resumed (rerun them)",
+                      signal_name(r->stop_signal));
+  run_destroy(r);
+  free(r);
+  return st;
+}
+
 lt_status lt_cmd_train(lt_ctx *ctx, const lt_blas_info *blas, int argc, char **argv,
                        int *code) {
   *code = LT_EXIT_OK;
@@ -705,15 +758,15 @@ lt_status lt_cmd_train(lt_ctx *ctx, const lt_blas_info *blas, int argc, char **a
   int profile = 0;
   lt_status st = setup_deck(ctx, r, argc, argv, &profile);
   st = lt_agree(ctx, st);
-  if (st == LT_OK) st = lt_agree(ctx, setup_data(ctx, r));
-  if (st == LT_OK) st = lt_agree(ctx, setup_model(ctx, r));
-  if (st == LT_OK) log_setup(ctx, r, blas);
-  if (st == LT_OK) st = lt_agree(ctx, setup_ckpt(ctx, r, blas)); /* reads agree inside */
-  if (st == LT_OK) st = lt_agree(ctx, setup_outdir(ctx, r));
-  if (st == LT_OK) st = lt_agree(ctx, setup_metrics(ctx, r, blas));
-  if (st == LT_OK) st = train_loop(ctx, r, blas);
+  if (st == LT_OK && r->deck.nseeds > 0) { /* [run] seeds: replicas on groups of ranks */
+    replica_base b = {.deck = &r->deck, .blas = blas};
+    st = lt_agree(ctx, setup_outdir(ctx, r));
+    if (st == LT_OK)
+      st = lt_app_ft_replicas(ctx, &r->deck, r->deck_text, blas, r->resume, train_replica, &b);
+  } else if (st == LT_OK) {
+    st = run_phases(ctx, r, blas, profile);
+  }
   if (st == LT_OK && r->stop_signal) *code = LT_EXIT_CHECKPOINTED;
-  if (st == LT_OK && profile) st = lt_timer_report(ctx, ctx->log);
   run_destroy(r);
   free(r);
   if (st != LT_OK) return lt_error_trace(ctx, st, __FILE__, __LINE__, __func__);

@@ -208,6 +208,33 @@ static const key_spec keys[] = {
      "rank-0 logging (debug also prints tracebacks of errors)"},
     {"run", "progress", K_ENUM, "auto", 0, 0, 0, "auto|bar|lines|none", F(progress),
      "progress display: auto (single updating line on a terminal, plain lines otherwise)"},
+
+    /* [run] seeds, ranks_per_seed and [finetune]: fine-tuning and replicas (issue 8) */
+    {"run", "seeds", K_INTLIST, "", 0, 1 << 20, 0, NULL, F(seeds),
+     "replicas: one number N runs seeds seed..seed+N-1, a list runs those seeds, each in "
+     "RUN_DIR/seed-S, all summarised in /finetune of RUN_DIR/metrics.h5 (empty: one run)",
+     F(nseeds)},
+    {"run", "ranks_per_seed", K_INT, "0", 0, 1 << 20, 0, NULL, F(ranks_per_seed),
+     "ranks of each replica's group; the groups run at once, each its share of the seeds in "
+     "turn (0: world size / replicas, at least 1)"},
+    {"finetune", "from", K_STR, "", 0, 0, 0, NULL, F(ft_from),
+     "pretrained snapshot (file, checkpoint dir or run dir) loaded by layer name; a head of "
+     "another shape is re-initialised (empty: no pretraining)"},
+    {"finetune", "classes", K_INTLIST, "", 0, 1 << 20, 0, NULL, F(ft_classes),
+     "the dataset's classes to use, relabelled 0, 1, ... in this order, in both splits (empty: "
+     "all)", F(ft_nclasses)},
+    {"finetune", "samples_per_class", K_LONG, "0", 0, 1e9, 0, NULL, F(ft_samples_per_class),
+     "seeded class-balanced training subset of n samples per class, the same for a seed "
+     "whatever the remedy or rank count (0: all)"},
+    {"finetune", "freeze_bottom", K_INT, "0", 0, 31, 0, NULL, F(ft_freeze_bottom),
+     "the k lowest layers get no updates (their optimizer moments stay 0)"},
+    {"finetune", "llrd", K_REAL, "1", 0, 1, 1, NULL, F(ft_llrd),
+     "layer-wise lr decay: layer l of L trains at lr * llrd^(L-l), the head at lr (1: off)"},
+    {"finetune", "reinit_top", K_INT, "0", 0, 32, 0, NULL, F(ft_reinit_top),
+     "the k top layers (head included) keep the model's seeded initialisation instead of the "
+     "pretrained values"},
+    {"finetune", "fail_below", K_REAL, "-1", -1, 1, 0, NULL, F(ft_fail_below),
+     "a replica whose final test accuracy is below this counts as failed (-1: chance + 0.1)"},
 };
 #pragma GCC diagnostic pop
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -257,7 +284,7 @@ static int section_exists(const char *section) {
 
 static const char *const sections[] = {"data",     "model", "optim",   "train", "checkpoint",
                                        "scenario", "cl",    "refresh", "run",
-                                       "unlearn"};
+                                       "unlearn",  "finetune"};
 
 /* Where a value came from, for messages. */
 typedef struct {
@@ -443,7 +470,7 @@ static lt_status apply(parse_state *ps, const char *section, const char *key, co
       return lt_error_set(ps->ctx, LT_ERR_DECK, __FILE__, __LINE__, __func__,
                           "%s:%d: unknown section [%s]%s%s%s; sections are [data], [model], "
                           "[optim], [train], [checkpoint], [scenario], [cl], [refresh], [run], "
-                          "[unlearn]",
+                          "[unlearn], [finetune]",
                           ps->file, ps->line, section, bestd <= 3 ? " (did you mean [" : "",
                           bestd <= 3 ? best : "", bestd <= 3 ? "]?)" : "");
     }

@@ -678,12 +678,13 @@ typedef struct {
   uint64_t theta_hash, state_hash;
 } header;
 
-/* Rank 0: the snapshot file named by `from` (a file, a checkpoint dir, a run dir). */
-static lt_status resolve(lt_ctx *ctx, const char *from, char *path, size_t len) {
+/* Rank 0: the snapshot file named by `from` (a file, a checkpoint dir, a run dir);
+ * what names the option in messages ("--resume", "[finetune] from"). */
+static lt_status resolve(lt_ctx *ctx, const char *what, const char *from, char *path, size_t len) {
   struct stat sb;
-  if (!from || !*from) LT_ERROR(ctx, LT_ERR_ARG, "--resume: no snapshot or run directory given");
+  if (!from || !*from) LT_ERROR(ctx, LT_ERR_ARG, "%s: no snapshot or run directory given", what);
   if (stat(from, &sb) != 0)
-    LT_ERROR(ctx, LT_ERR_IO, "--resume '%s': %s", from, strerror(errno));
+    LT_ERROR(ctx, LT_ERR_IO, "%s '%s': %s", what, from, strerror(errno));
   if (!S_ISDIR(sb.st_mode)) {
     snprintf(path, len, "%s", from);
     return LT_OK;
@@ -698,8 +699,8 @@ static lt_status resolve(lt_ctx *ctx, const char *from, char *path, size_t len) 
   FILE *f = fopen(latest, "r");
   if (!f)
     LT_ERROR(ctx, LT_ERR_IO,
-             "--resume '%s': no snapshot there (neither %s/LATEST nor %s/ckpt/LATEST exists)", from,
-             from, from);
+             "%s '%s': no snapshot there (neither %s/LATEST nor %s/ckpt/LATEST exists)", what,
+             from, from, from);
   char name[FILE_PATH] = "";
   char *got = fgets(name, sizeof(name), f);
   fclose(f);
@@ -708,7 +709,7 @@ static lt_status resolve(lt_ctx *ctx, const char *from, char *path, size_t len) 
     LT_ERROR(ctx, LT_ERR_DATA, "%s: expected the name of a snapshot (step-NNNNNNNN.h5), found '%s'",
              latest, name);
   if (snprintf(path, len, "%s/%s", dir, name) >= (int)len)
-    LT_ERROR(ctx, LT_ERR_ARG, "--resume '%s': path too long", from);
+    LT_ERROR(ctx, LT_ERR_ARG, "%s '%s': path too long", what, from);
   return LT_OK;
 }
 
@@ -922,7 +923,7 @@ static lt_status inspect_open(lt_ckpt *ck, hid_t f, header *h) {
 
 static lt_status inspect(lt_ckpt *ck, const char *from, header *h) {
   lt_ctx *ctx = ck->ctx;
-  LT_CHECK(ctx, resolve(ctx, from, h->path, sizeof(h->path)));
+  LT_CHECK(ctx, resolve(ctx, "--resume", from, h->path, sizeof(h->path)));
   const char *file = h->path;
   struct stat sb;
   if (stat(file, &sb) != 0) LT_ERROR(ctx, LT_ERR_IO, "snapshot '%s': %s", file, strerror(errno));
@@ -1031,4 +1032,115 @@ lt_status lt_ckpt_read(lt_ckpt *ck, const char *from, lt_ckpt_cursor *cur, lt_ck
     rep->per_rank_restored = h.file_ranks == ctx->size;
   }
   return LT_OK;
+}
+
+/* ------------------------------------------------------------ parameters only (fine-tuning) */
+
+/* Rank 0, serial HDF5: a snapshot's layer table and theta[n], theta checked against
+ * the file's theta_fnv1a. */
+static lt_status params_rank0(lt_ctx *ctx, const char *from, const char *what, char *path,
+                              size_t len, lt_ckpt_layer **layers, int *nlayers, float **theta,
+                              size_t *n) {
+  LT_CHECK(ctx, resolve(ctx, what, from, path, len));
+  if (H5Fis_hdf5(path) <= 0)
+    LT_ERROR(ctx, LT_ERR_DATA, "%s: '%s' is not an HDF5 file (so not a lethe snapshot)", what,
+             path);
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (f < 0) {
+    char m[256];
+    LT_ERROR(ctx, LT_ERR_DATA, "%s: cannot open snapshot '%s': %s", what, path,
+             lt_h5_msg(m, sizeof(m)));
+  }
+  lt_status st = LT_OK;
+  hid_t ds = -1, mt = -1;
+  hsize_t nl = 0, nt = 0;
+  char hs[64];
+  uint64_t want = 0;
+  if (H5Aexists(f, "lethe_checkpoint") <= 0)
+    LT_FAIL_DONE(ctx, st, LT_ERR_DATA, "%s: '%s' is an HDF5 file but not a lethe snapshot", what,
+                 path);
+  LT_CHECK_DONE(ctx, st, check_dataset(ctx, f, path, "/model/layout", H5T_COMPOUND, 0, 1, NULL,
+                                       &nl));
+  LT_CHECK_DONE(ctx, st, check_dataset(ctx, f, path, "/model/theta", H5T_FLOAT, 4, 1, NULL, &nt));
+  LT_CHECK_DONE(ctx, st, attr_read_str(ctx, f, "/", path, "theta_fnv1a", hs, sizeof(hs)));
+  LT_CHECK_DONE(ctx, st, parse_hex(ctx, path, "theta_fnv1a", hs, &want));
+  if (nl < 1 || nl > LT_MAX_LAYERS || nt < 1)
+    LT_FAIL_DONE(ctx, st, LT_ERR_DATA, "snapshot '%s': %llu layers and %llu parameters", path,
+                 (unsigned long long)nl, (unsigned long long)nt);
+  if (lt_calloc_aligned((void **)layers, (size_t)nl, sizeof(**layers)) ||
+      lt_calloc_aligned((void **)theta, (size_t)nt, sizeof(**theta)))
+    LT_FAIL_DONE(ctx, st, LT_ERR_MEM, "out of memory reading the parameters of '%s'", path);
+  mt = layout_mem_type();
+  ds = H5Dopen2(f, "/model/layout", H5P_DEFAULT);
+  if (ds < 0 || H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, *layers) < 0)
+    LT_FAIL_DONE(ctx, st, LT_ERR_DATA, "snapshot '%s': unreadable /model/layout", path);
+  H5Dclose(ds);
+  ds = H5Dopen2(f, "/model/theta", H5P_DEFAULT);
+  if (ds < 0 || H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, *theta) < 0)
+    LT_FAIL_DONE(ctx, st, LT_ERR_DATA, "snapshot '%s': unreadable /model/theta", path);
+  uint64_t h = lt_fnv1a64(LT_FNV1A64_INIT, *theta, (size_t)nt * sizeof(float));
+  if (h != want)
+    LT_FAIL_DONE(ctx, st, LT_ERR_DATA,
+                 "snapshot '%s': theta hashes to %016llx, but the file records %016llx (damaged "
+                 "file)", path, (unsigned long long)h, (unsigned long long)want);
+  for (hsize_t l = 0; l < nl; l++) {
+    const lt_ckpt_layer *L = &(*layers)[l];
+    if (L->offset < 0 || L->rows < 1 || L->cols < 1 ||
+        (hsize_t)(L->offset + L->rows * L->cols + L->rows) > nt)
+      LT_FAIL_DONE(ctx, st, LT_ERR_DATA,
+                   "snapshot '%s': layer '%.32s' (%lldx%lld at %lld) lies outside its %llu "
+                   "parameters", path, L->name, (long long)L->rows, (long long)L->cols,
+                   (long long)L->offset, (unsigned long long)nt);
+  }
+  *nlayers = (int)nl;
+  *n = (size_t)nt;
+done:
+  if (ds >= 0) H5Dclose(ds);
+  if (mt >= 0) H5Tclose(mt);
+  H5Fclose(f);
+  return st;
+}
+
+lt_status lt_ckpt_read_params(lt_ctx *ctx, const char *from, const char *what,
+                              lt_ckpt_params *p) {
+  memset(p, 0, sizeof(*p));
+  lt_h5_quiet q;
+  lt_h5_quiet_on(&q);
+  lt_status st = ctx->rank == 0 ? params_rank0(ctx, from, what, p->path, sizeof(p->path),
+                                               &p->layers, &p->nlayers, &p->theta, &p->n)
+                                : LT_OK;
+  lt_h5_quiet_off(&q);
+  st = share_rank0(ctx, st);
+  int64_t sizes[2] = {p->nlayers, (int64_t)p->n};
+  if (st == LT_OK && MPI_Bcast(sizes, 2, MPI_INT64_T, 0, ctx->comm) != MPI_SUCCESS)
+    st = lt_error_set(ctx, LT_ERR_MPI, __FILE__, __LINE__, __func__, "MPI_Bcast failed");
+  if (st == LT_OK && ctx->rank != 0) {
+    p->nlayers = (int)sizes[0];
+    p->n = (size_t)sizes[1];
+    if (lt_calloc_aligned((void **)&p->layers, (size_t)p->nlayers, sizeof(*p->layers)) ||
+        lt_calloc_aligned((void **)&p->theta, p->n, sizeof(*p->theta)))
+      st = lt_error_set(ctx, LT_ERR_MEM, __FILE__, __LINE__, __func__,
+                        "out of memory for %zu pretrained parameters", p->n);
+  }
+  st = lt_agree(ctx, st);
+  if (st == LT_OK &&
+      (MPI_Bcast(p->path, (int)sizeof(p->path), MPI_CHAR, 0, ctx->comm) != MPI_SUCCESS ||
+       MPI_Bcast(p->layers, p->nlayers * (int)sizeof(*p->layers), MPI_BYTE, 0, ctx->comm) !=
+           MPI_SUCCESS ||
+       MPI_Bcast(p->theta, (int)p->n, MPI_FLOAT, 0, ctx->comm) != MPI_SUCCESS))
+    st = lt_error_set(ctx, LT_ERR_MPI, __FILE__, __LINE__, __func__,
+                      "MPI_Bcast of the pretrained parameters failed");
+  if (st != LT_OK) {
+    lt_ckpt_params_free(p);
+    return lt_error_trace(ctx, st, __FILE__, __LINE__, __func__);
+  }
+  return LT_OK;
+}
+
+void lt_ckpt_params_free(lt_ckpt_params *p) {
+  if (!p) return;
+  LT_FREE(p->layers);
+  LT_FREE(p->theta);
+  p->nlayers = 0;
+  p->n = 0;
 }
