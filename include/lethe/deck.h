@@ -73,6 +73,13 @@ typedef struct {
   int refresh;               /* lt_refresh_kind */
   double refresh_delta, refresh_kappa, refresh_sigma, refresh_gamma, refresh_damping;
   int refresh_every, refresh_steps;
+  /* [model] kind, templates and [grow] (MixtureGrowth, issue 7) */
+  int model_kind;            /* lt_model_kind */
+  int ntemplates;            /* templates per set */
+  int grow_mode;             /* lt_grow_mode */
+  int grow_member_epochs;
+  int grow_init;             /* lt_grow_init */
+  double grow_noise, grow_lr;
   /* [run] */
   long seed;
   char out[LT_DECK_STR];
