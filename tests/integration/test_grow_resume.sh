@@ -11,21 +11,7 @@
 #  (c) bad template decks fail with a clear message on every rank.
 source "$(dirname "$0")/common.sh"
 
-"$PY" - <<'PY'
-import h5py, numpy as np
-rng = np.random.default_rng(1)
-centers = np.array([[1, 0, 0, 0] * 5, [0, 1, 0, 0] * 5, [0, 0, 1, 0] * 5], dtype=np.float32)
-def make(n):
-    y = rng.integers(0, 3, n)
-    return (centers[y] + 0.8 * rng.standard_normal((n, 20))).astype(np.float32), y.astype(np.uint8)
-with h5py.File('tiny.h5', 'w') as f:
-    for split, n in (('train', 512), ('test', 128)):
-        x, y = make(n)
-        f[f'{split}/x'] = x
-        f[f'{split}/y'] = y
-    f.attrs['num_classes'] = 3
-    f.attrs['name'] = 'tiny'
-PY
+tiny_dataset tiny.h5 1
 cat > grow.ini <<'EOF'
 [data]
 path = tiny.h5
