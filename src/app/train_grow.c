@@ -3,7 +3,7 @@
 
 #include <math.h>
 
-enum { ST_GROWN = 0, ST_MEMBER, ST_NT, ST_PHASES };
+enum { ST_GROWN = 0, ST_MEMBER, ST_NT, ST_PHASES, ST_PHASE, ST_N };
 
 static lt_status decay_hook(void *user, lt_trainer *t, double *penalty) {
   lt_train_grow *g = user;
@@ -58,7 +58,7 @@ lt_status lt_train_grow_attach(lt_train_grow *g, lt_model *m, lt_trainer *t) {
 }
 
 lt_status lt_train_grow_ckpt_add(lt_train_grow *g, lt_ckpt *ck) {
-  LT_CHECK(g->ctx, lt_ckpt_add_replicated(ck, "/grow/state", LT_CKPT_I64, g->state, 4));
+  LT_CHECK(g->ctx, lt_ckpt_add_replicated(ck, "/grow/state", LT_CKPT_I64, g->state, ST_N));
   LT_CHECK(g->ctx, lt_ckpt_add_replicated(ck, "/grow/flops", LT_CKPT_F64, &g->flops, 1));
   LT_CHECK(g->ctx, lt_ckpt_add_replicated(ck, "/grow/phase_flops", LT_CKPT_F64, g->phase_flops, 3));
   LT_CHECK(g->ctx, lt_ckpt_add_replicated(ck, "/grow/phase_test_acc", LT_CKPT_F64, g->phase_acc, 3));
@@ -80,6 +80,7 @@ lt_status lt_train_grow_enter(lt_train_grow *g, int k, int fresh) {
     LT_ERROR(ctx, LT_ERR_INTERNAL, "grow: phase %d is the grown network's, but no growth ran", k);
   LT_CHECK(ctx, lt_model_set_member(g->m, member));
   g->state[ST_MEMBER] = member;
+  g->state[ST_PHASE] = k;
   lt_optim_cfg oc = g->base;
   oc.total_steps = g->spe * lt_grow_phase_epochs(&g->plan, k);
   if (member < 0 && g->plan.mode == LT_GROW_SCHEDULE) oc.lr = g->grown_lr;

@@ -21,9 +21,9 @@ typedef struct {
   lt_model *m;
   lt_trainer *t;
   /* saved in snapshots (/grow/...): grown flag, active member, templates per set,
-   * phases; cumulative training FLOPs; per phase: epochs, FLOPs and test accuracy at
+   * phases, the phase; cumulative training FLOPs; per phase: epochs, FLOPs and test accuracy at
    * its end (also written to metrics.h5 /grow) */
-  int64_t state[4];
+  int64_t state[5];
   double flops;
   double phase_epochs[3], phase_flops[3], phase_acc[3];
 } lt_train_grow;

@@ -74,13 +74,13 @@ with h5py.File('a/metrics.h5', 'r') as f:
     acc = f['grow/phase_test_acc'][...]
     ok &= bool(np.all((acc > 0.5) & (acc <= 1)))
 with h5py.File('a/ckpt/step-00000080.h5', 'r') as f:
-    st = f['grow/state'][...]      # grown, member, templates, phases
-    ok &= list(st) == [1, -1, 2, 3]
+    st = f['grow/state'][...]      # grown, member, templates, phases, phase
+    ok &= list(st) == [1, -1, 2, 3, 2]
     lay = f['model/layout'][...]
     ok &= all(k.decode() == 'template' for k in lay['kind'])
     ok &= [(int(r), int(c)) for r, c in zip(lay['rows'], lay['cols'])] == [(16, 20), (16, 16), (3, 16)]
 with h5py.File('a/ckpt/step-00000040.h5', 'r') as f:
-    ok &= list(f['grow/state'][...]) == [0, 1, 2, 3]
+    ok &= list(f['grow/state'][...]) == [0, 1, 2, 3, 1]
 if not ok:
     print('printed', printed, 'want', want[-1]); print('epoch/flops', list(ep), 'want', want)
 sys.exit(0 if ok else 1)
