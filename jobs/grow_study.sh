@@ -6,11 +6,11 @@
 #
 # Rows (each run: RUN_DIR = runs/grow/NAME-sSEED, log runs/grow/logs/NAME-sSEED.log):
 #   mg_orthogonal, mg_copy, mg_zero, mg_random   MixtureGrowth with each [grow] init
-#   plain_epochs    plain 784-1024-1024-10 for the same total epochs (4)
+#   plain_epochs    plain 784-1024-1024-10 for the same total epochs (5)
 #   plain_flops     the same, cut ([train] max_steps) to mg_orthogonal's training FLOPs
 #   template_full   the full-width template network from scratch, same total epochs
 #   member_phase    member 0 alone for its phase (1 epoch)
-#   member_total    member 0 alone for the same total epochs (4)
+#   member_total    member 0 alone for the same total epochs (5)
 # A run whose log ends with lethe's "done" line is complete and skipped (run again to
 # continue an interrupted study). Environment: LETHE (default build/src/lethe),
 # BLIS_NUM_THREADS (default 1), LETHE_GROW_RUNS (runs/grow), LETHE_GROW_RESULTS (results/grow).
@@ -70,7 +70,7 @@ print(int($f // (per_row * 128)))")
     done
     one template_full "$s" input/grow/template_full.ini
     one member_phase "$s" input/grow/member.ini --set grow.member_epochs=1
-    one member_total "$s" input/grow/member.ini --set grow.member_epochs=4
+    one member_total "$s" input/grow/member.ini --set grow.member_epochs=5
   done
 fi
 
@@ -83,11 +83,11 @@ rows = [("mg_orthogonal", "MixtureGrowth, init orthogonal (default)"),
         ("mg_copy", "MixtureGrowth, init copy"),
         ("mg_zero", "MixtureGrowth, init zero"),
         ("mg_random", "MixtureGrowth, init random"),
-        ("plain_epochs", "plain 2 x 1024, same total epochs (4)"),
+        ("plain_epochs", "plain 2 x 1024, same total epochs (5)"),
         ("plain_flops", "plain 2 x 1024, same total FLOPs as MixtureGrowth (orthogonal)"),
-        ("template_full", "full-width template network from scratch, 4 epochs"),
+        ("template_full", "full-width template network from scratch, 5 epochs"),
         ("member_phase", "2 x 512 member alone, its phase (1 epoch)"),
-        ("member_total", "2 x 512 member alone, same total epochs (4)")]
+        ("member_total", "2 x 512 member alone, same total epochs (5)")]
 def ms(v):
     if not v: return "n/a"
     if len(v) == 1: return f"{v[0]:.2f}"
