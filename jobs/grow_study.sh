@@ -12,7 +12,8 @@
 #   member_phase    member 0 alone for its phase (1 epoch)
 #   member_total    member 0 alone for the same total epochs (5)
 # A run whose log ends with lethe's "done" line is complete and skipped (run again to
-# continue an interrupted study). Environment: LETHE (default build/src/lethe),
+# continue an interrupted study). Two instances (e.g. one with --only for some rows) share
+# the work: each run is claimed first (runs/grow/claims/NAME-sSEED). Environment: LETHE (default build/src/lethe),
 # BLIS_NUM_THREADS (default 1), LETHE_GROW_RUNS (runs/grow), LETHE_GROW_RESULTS (results/grow).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
@@ -42,11 +43,16 @@ one() {
   local dir="$RUNS/$name-s$seed" log="$RUNS/logs/$name-s$seed.log"
   if [ -n "$only" ] && ! grep -qE -- "$only" <<<"$name"; then return 0; fi
   if [ -f "$log" ] && grep -q '^done ' "$log"; then return 0; fi
+  # several instances may share the list: a run is claimed with mkdir (remove stale claims
+  # in $RUNS/claims when no study runs)
+  mkdir -p "$RUNS/claims"
+  mkdir "$RUNS/claims/$name-s$seed" 2>/dev/null || return 0
   echo "grow_study: $name seed $seed" >&2
   rm -rf "$dir"
   mpirun --oversubscribe -n "$np" "$LETHE" train "$deck" --set run.seed="$seed" \
     --set run.out="$dir" --set run.progress=none --set checkpoint.every_epochs=0 "$@" >"$log" 2>&1 ||
     echo "grow_study: $name seed $seed failed (see $log)" >&2
+  rmdir "$RUNS/claims/$name-s$seed"
 }
 
 flops_of() { sed -n 's/^flops  \([0-9.e+]*\) training FLOPs.*/\1/p' "$RUNS/logs/$1.log" 2>/dev/null | tail -1; }
