@@ -4,7 +4,9 @@
 #
 #   jobs/grow_study.sh [--seeds "1 2 3"] [--only REGEX] [--summary-only] [-n RANKS]
 #
-# Rows (each run: RUN_DIR = runs/grow/NAME-sSEED, log runs/grow/logs/NAME-sSEED.log):
+# Rows (each run: RUN_DIR = runs/grow/NAME-sSEED, log runs/grow/logs/NAME-sSEED.log; the
+# summary also lists mg_orth_lr005 / mg_zero_lr005 runs if present: the deck before its
+# grown-phase lr went from 0.05 to 0.1):
 #   mg_orthogonal, mg_copy, mg_zero, mg_random   MixtureGrowth with each [grow] init
 #   plain_epochs    plain 784-1024-1024-10 for the same total epochs (5)
 #   plain_flops     the same, cut ([train] max_steps) to mg_orthogonal's training FLOPs
@@ -93,7 +95,9 @@ rows = [("mg_orthogonal", "MixtureGrowth, init orthogonal (default)"),
         ("plain_flops", "plain 2 x 1024, same total FLOPs as MixtureGrowth (orthogonal)"),
         ("template_full", "full-width template network from scratch, 5 epochs"),
         ("member_phase", "2 x 512 member alone, its phase (1 epoch)"),
-        ("member_total", "2 x 512 member alone, same total epochs (5)")]
+        ("member_total", "2 x 512 member alone, same total epochs (5)"),
+        ("mg_orth_lr005", "MixtureGrowth, init orthogonal, grown lr 0.05 (earlier deck)"),
+        ("mg_zero_lr005", "MixtureGrowth, init zero, grown lr 0.05 (earlier deck)")]
 def ms(v):
     if not v: return "n/a"
     if len(v) == 1: return f"{v[0]:.2f}"
