@@ -96,6 +96,13 @@ typedef struct {
   long ul_neggrad_steps;
   double ul_neggrad_lr;
   char ul_out[LT_DECK_STR];
+  /* [model] kind, templates and [grow] (MixtureGrowth, issue 7) */
+  int model_kind;            /* lt_model_kind */
+  int ntemplates;            /* templates per set */
+  int grow_mode;             /* lt_grow_mode */
+  int grow_member_epochs;
+  int grow_init;             /* lt_grow_init */
+  double grow_noise, grow_lr;
   /* [run] */
   long seed;
   char out[LT_DECK_STR];

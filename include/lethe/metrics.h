@@ -25,6 +25,7 @@ enum {
   LT_EP_TEST_ACC,
   LT_EP_SAMPLES_PER_S,
   LT_EP_TIME,
+  LT_EP_FLOPS, /* cumulative training FLOPs at the epoch's end (lt_grow_step_flops) */
   LT_EP_NCOLS
 };
 
@@ -75,6 +76,11 @@ lt_cl_summary lt_cl_summarize(int T, int k, const double *R, const double *b);
  * k tasks trained so far. Rows >= k are written as NaN. Same values on every rank. */
 LT_WUR lt_status lt_metrics_cl(lt_metrics *m, int T, int k, const double *R, const double *R_til,
                                const double *b);
+
+/* Record a fixed float64 dataset path [n] (e.g. "/grow/phase_flops"), written (or
+ * overwritten) at every flush from v, which must stay valid until lt_metrics_close
+ * (same values on every rank; at most 8 such datasets; path under 64 characters). */
+LT_WUR lt_status lt_metrics_fixed(lt_metrics *m, const char *path, const double *v, int n);
 
 /* Collective: write everything buffered, update attributes, close the file. */
 LT_WUR lt_status lt_metrics_flush(lt_metrics *m);

@@ -20,6 +20,7 @@
 
 typedef enum { LT_ACT_RELU = 0, LT_ACT_TANH, LT_ACT_GELU, LT_ACT_NONE } lt_act;
 typedef enum { LT_INIT_KAIMING = 0, LT_INIT_XAVIER } lt_init;
+typedef enum { LT_MODEL_DENSE = 0, LT_MODEL_TEMPLATE } lt_model_kind;
 
 #define LT_MAX_LAYERS 32
 #define LT_LAYER_NAME 32
@@ -31,6 +32,25 @@ typedef struct {
   int in, out;              /* W is [out, in] */
   lt_act act;               /* activation after this layer (LT_ACT_NONE on the last) */
 } lt_layer;
+
+/* Template layer (kind = template, MixtureGrowth, Pham et al. WACV 2024; code in
+ * src/model/template.c). The full weight W [full_out, full_in] is a grid of blocks;
+ * block b covers rows [brow tr, (brow+1) tr) and columns [bcol tc, (bcol+1) tc) and is
+ *     W_b = sum_k c_b[k] T_{bset}[k]          (T_s[k] [tr, tc], c_b [nt])
+ * with 2 template sets of nt templates. First layer: tr = out/2, tc = in, blocks
+ * 0 (rows 0, set 0), 1 (rows 1, set 1): W = [W0; W1]. Hidden layers: tr = out/2,
+ * tc = in/2, blocks 0 (0,0,set 0), 1 (1,1,set 1), 2 (0,1,set 0), 3 (1,0,set 1):
+ * W = [[W0, W2], [W3, W1]]. Classifier: tr = out, tc = in/2, blocks 0 (cols 0, set 0),
+ * 1 (cols 1, set 1): W = [W0, W1]. Layout in theta per layer: T [2][nt][tr*tc] at t_off,
+ * c [nblocks][nt] at c_off, bias at bias_off: [full_out], except the classifier's two
+ * biases [2][full_out] (member m's is the m-th; the grown network uses the first).
+ * Member m (0 or 1) is the half-width network of block m of every layer. */
+typedef struct {
+  int nblocks, tr, tc, full_in, full_out;
+  int brow[4], bcol[4], bset[4];
+  size_t t_off, c_off, bias_off;
+  size_t wk_off; /* this layer's weight in m->wbuf / m->gwbuf */
+} lt_tmpl_layer;
 
 typedef struct {
   int nlayers;
@@ -50,6 +70,12 @@ typedef struct {
   float *sq_dz;  /* [max_batch * widest] scratch of lt_model_backward_sqgrad: dZ .* dZ */
   int widest;    /* max(in_dim, widths of all layers) */
   lt_ctx *ctx;
+  /* template kind only (NULL / 0 for dense): per-layer templates, the active network
+   * (member 0 or 1, or -1 the full width; lt_layer in, out, b_off follow it), and the
+   * assembled weights and their gradients (work buffers, full-width size) */
+  lt_tmpl_layer *tmpl;
+  int ntemplates, member;
+  float *wbuf, *gwbuf;
 } lt_model;
 
 typedef struct {
@@ -62,6 +88,9 @@ typedef struct {
   int max_batch;
   int pad_ranks;        /* pad n so that it splits into this many aligned slices; must be a
                            multiple of ctx->size (e.g. ctx->size itself); <= 0 means ctx->size */
+  lt_model_kind kind;   /* dense (0) or template: hidden widths are the full (grown) widths,
+                           even, and nhidden >= 1 */
+  int ntemplates;       /* template: templates per set (2..8; 0 means 2) */
 } lt_model_cfg;
 
 /* Validates cfg (dims >= 1, 0 <= nhidden < LT_MAX_LAYERS, max_batch >= 1, known act and
@@ -93,7 +122,8 @@ void lt_model_backward(lt_model *m, const float *dlogits, int B, float *grad, fl
  * dlogits holds each sample's own loss gradient (unscaled by 1/B; may be
  * m->dz[m->nlayers]). One GEMM per layer. Overwrites m->dz (as the backward does)
  * and the scratch m->sq_a, m->sq_dz; the activations stay valid. acc's padding is
- * not touched. */
+ * not touched. Dense models only: a template model's acc is left unchanged (lethe
+ * train refuses [scenario] and [cl] with [model] kind = template). */
 void lt_model_backward_sqgrad(lt_model *m, const float *dlogits, int B, float *acc);
 
 /* Fused, numerically stable softmax cross-entropy over B rows of logits [B, C].
@@ -117,5 +147,17 @@ void lt_act_backward(lt_act act, float *dz, const float *da, const float *z, con
                      size_t n);
 
 const char *lt_act_name(lt_act a);
+
+/* Template models (src/model/template.c). lt_model_init on a template model draws
+ * every template Kaiming-uniform (b = sqrt(6 / tc), Xavier: sqrt(6 / (tr + tc))), in
+ * layer, set, template order, then per layer and set a random orthogonal nt x nt
+ * matrix (Gram-Schmidt of Gaussian draws); the blocks of a set take its rows in
+ * block order, so every coefficient vector has unit norm and the two of a set are
+ * orthogonal. Biases zero. Stream (seed, 0, LT_RNG_INIT). */
+LT_WUR lt_status lt_model_set_member(lt_model *m, int member); /* 0, 1, or -1: full width */
+/* Assemble the active network's weights into m->wbuf (forward does this itself). */
+void lt_tmpl_assemble(lt_model *m);
+/* Weight of layer l as used by the GEMMs: theta view (dense) or work buffer. */
+const float *lt_model_weight(const lt_model *m, int l);
 
 #endif

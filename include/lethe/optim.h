@@ -87,4 +87,11 @@ const char *lt_optim_state_name(const lt_optim *opt, int i);
 float *lt_optim_state(lt_optim *opt, int i);
 void lt_optim_set_steps(lt_optim *opt, long t);
 
+/* A new configuration (schedule, lr, ...) of the same kind and state vectors (else
+ * LT_ERR_ARG); validated as at creation. fresh = 1 also zeroes every state vector
+ * and the step counter (a fresh optimizer and schedule, as for a new training
+ * phase); fresh = 0 keeps them (the same phase restored from a snapshot). The
+ * learning-rate multipliers stay. */
+LT_WUR lt_status lt_optim_restart(lt_optim *opt, const lt_optim_cfg *cfg, int fresh);
+
 #endif

@@ -21,6 +21,7 @@
 #include "lethe/model.h"
 #include "lethe/scenario.h"
 #include "lethe/trainer.h"
+#include "train_grow.h"
 
 void lt_usage_train(FILE *out) {
   fprintf(out,
@@ -137,7 +138,21 @@ typedef struct {
   double last_snapshot_time; /* rank 0's clock, for [checkpoint] every_seconds */
   int stop_signal;      /* the signal that stopped the run after a snapshot (0: none) */
   long total_steps;
+  lt_train_grow *grow;  /* [model] kind = template: the growth phases are the tasks */
 } train_run;
+
+/* Epochs of task t, and the first epoch of task t (t = ntasks: all epochs). */
+static int task_epochs(const train_run *r, int t) {
+  return r->grow ? lt_grow_phase_epochs(&r->grow->plan, t) : r->deck.epochs;
+}
+static long task_epoch0(const train_run *r, int t) {
+  return r->grow ? lt_grow_phase_epoch0(&r->grow->plan, t) : (long)t * r->deck.epochs;
+}
+
+/* Cumulative training FLOPs (lt_grow_step_flops; a dense model's are linear in rows). */
+static double run_flops(const train_run *r) {
+  return r->grow ? r->grow->flops : lt_grow_step_flops(r->model, r->cur.samples);
+}
 
 static void run_destroy(train_run *r) {
   lt_status st = lt_metrics_close(&r->metrics); /* collective; every rank arrives here */
@@ -146,6 +161,7 @@ static void run_destroy(train_run *r) {
   for (int t = 0; t < r->ntasks; t++) lt_batcher_destroy(&r->batchers[t]);
   lt_strategy_destroy(&r->strat);
   lt_trainer_destroy(&r->trainer);
+  lt_train_grow_destroy(&r->grow);
   lt_model_destroy(&r->model);
   lt_scenario_destroy(&r->sc);
   lt_dataset_destroy(&r->train);
@@ -271,6 +287,11 @@ static lt_status setup_model(lt_ctx *ctx, train_run *r) {
   const lt_deck *d = &r->deck;
   lt_model_cfg mc;
   lt_app_model_cfg(ctx, d, r->train->d, r->train->num_classes, &mc);
+  if (mc.kind == LT_MODEL_TEMPLATE) { /* the phases of the growth schedule are the tasks */
+    LT_CHECK(ctx, lt_train_grow_create(ctx, d, &r->grow));
+    r->ntasks = lt_grow_nphases(&r->grow->plan);
+    for (int t = 0; t < r->ntasks; t++) r->task_train[t] = r->train;
+  }
   LT_CHECK(ctx, lt_model_create(ctx, &mc, &r->model));
   lt_model_init(r->model, ctx->seed, mc.init);
 
@@ -279,7 +300,7 @@ static lt_status setup_model(lt_ctx *ctx, train_run *r) {
   long total = 0;
   for (int t = 0; t < r->ntasks; t++) {
     LT_CHECK(ctx, lt_batcher_create(ctx, r->task_train[t], d->batch_size, &r->batchers[t]));
-    total += r->batchers[t]->steps_per_epoch * d->epochs;
+    total += r->batchers[t]->steps_per_epoch * task_epochs(r, t);
   }
   if (d->max_steps > 0 && d->max_steps < total) total = d->max_steps;
   oc.total_steps = total;
@@ -287,6 +308,7 @@ static lt_status setup_model(lt_ctx *ctx, train_run *r) {
     LT_ERROR(ctx, LT_ERR_DECK,
              "[optim] warmup_steps = %ld must be below the run's %ld steps for the cosine schedule",
              oc.warmup_steps, total);
+  if (r->grow) lt_train_grow_optim(r->grow, r->batchers[0]->steps_per_epoch, &oc);
   LT_CHECK(ctx, lt_trainer_create(ctx, r->model, &oc, (lt_dist_mode)d->dist, &r->trainer));
   r->trainer->sh.coll = (lt_coll)d->collective;
   LT_CHECK(ctx, lt_app_ft_model(ctx, d, r->model, r->trainer->opt)); /* [finetune] */
@@ -317,6 +339,7 @@ static lt_status setup_model(lt_ctx *ctx, train_run *r) {
   cc.refresh_every = d->refresh_every;
   cc.refresh_steps = d->refresh_steps;
   LT_CHECK(ctx, lt_strategy_create(ctx, &cc, r->trainer, r->model->out_dim, &r->strat));
+  if (r->grow) LT_CHECK(ctx, lt_train_grow_attach(r->grow, r->model, r->trainer));
   return LT_OK;
 }
 
@@ -350,6 +373,7 @@ static lt_status setup_ckpt(lt_ctx *ctx, train_run *r, const lt_blas_info *blas)
   LT_CHECK(ctx, lt_ckpt_add_rng(r->ck, "ctx", &ctx->rng));
   /* the batchers' shuffles are functions of (seed, rank, epoch): lt_batcher_seek */
   LT_CHECK(ctx, lt_strategy_ckpt_add(r->strat, r->ck, r->ntasks));
+  if (r->grow) LT_CHECK(ctx, lt_train_grow_ckpt_add(r->grow, r->ck));
   if (r->neval) {
     size_t T = (size_t)r->neval;
     LT_CHECK(ctx, lt_ckpt_add_replicated(r->ck, "/cl/acc", LT_CKPT_F64, r->R, T * T));
@@ -402,6 +426,7 @@ static lt_status setup_metrics(lt_ctx *ctx, train_run *r, const lt_blas_info *bl
   for (int t = 0; t < r->ntasks; t++)
     if (r->batchers[t]->steps_per_epoch > most) most = r->batchers[t]->steps_per_epoch;
   LT_CHECK(ctx, lt_metrics_open(ctx, path, &mi, keep_steps, keep_epochs, most, &r->metrics));
+  if (r->grow) LT_CHECK(ctx, lt_train_grow_metrics_add(r->grow, r->metrics));
   return LT_OK;
 }
 
@@ -434,6 +459,16 @@ static void log_setup(const lt_ctx *ctx, const train_run *r, const lt_blas_info 
          lt_local_batch(r->deck.batch_size, 0, ctx->size),
          r->deck.dist == LT_DIST_SHARDED ? "sharded state (reduce-scatter + allgather)"
                                          : "allreduce");
+  if (r->grow) {
+    const lt_grow_plan *p = &r->grow->plan;
+    static const char *const mode[] = {"member 0, member 1, grown", "member 0 alone",
+                                       "full width from scratch"};
+    lt_log(ctx, LT_LOG_INFO,
+           "grow   template layers, 2 sets of %d templates; %s: member phases %d epochs, "
+           "grown/full %d epochs; init %s; weight decay %g on templates only\n",
+           m->ntemplates, mode[p->mode], p->member_epochs, p->grown_epochs,
+           lt_grow_init_name(r->grow->init), r->grow->wd);
+  }
   lt_log(ctx, LT_LOG_INFO, "output %s\n", r->deck.out);
 }
 
@@ -481,6 +516,32 @@ static lt_status snapshot(lt_ctx *ctx, train_run *r, const char *why) {
          rep.path, why, rep.bytes / 1e6, rep.io_seconds,
          rep.bytes / 1e6 / (rep.io_seconds > 0 ? rep.io_seconds : 1e-9), rep.hash_seconds,
          (unsigned long long)rep.theta_hash, (unsigned long long)rep.state_hash);
+  return LT_OK;
+}
+
+/* Template runs at the start of phase t: the growth step before the grown phase,
+ * with a snapshot before it (RUN_DIR/ckpt/pre-growth) and after it (RUN_DIR/ckpt),
+ * then the phase's fresh optimizer and schedule. Collective. */
+static lt_status grow_begin(lt_ctx *ctx, train_run *r, int t) {
+  lt_train_grow *g = r->grow;
+  if (!lt_grow_grows_before(&g->plan, t) || g->state[0]) {
+    LT_CHECK(ctx, lt_train_grow_enter(g, t, 1));
+    return LT_OK;
+  }
+  char dir[sizeof(r->ckpt_dir) + 16];
+  snprintf(dir, sizeof(dir), "%s/pre-growth", r->ckpt_dir);
+  r->cur.optim_steps = lt_optim_steps(r->trainer->opt);
+  lt_ckpt_report rep;
+  LT_CHECK(ctx, lt_ckpt_write(r->ck, dir, 0, &r->cur, &rep));
+  lt_log(ctx, LT_LOG_INFO, "ckpt   %s (before growth)  theta %016llx\n", rep.path,
+         (unsigned long long)rep.theta_hash);
+  int grew = 0;
+  LT_CHECK(ctx, lt_train_grow_grow(g, t, ctx->seed, &grew));
+  LT_CHECK(ctx, lt_train_grow_enter(g, t, 1));
+  lt_log(ctx, LT_LOG_INFO, "grow   to full width (init %s) after %.4g training FLOPs\n",
+         lt_grow_init_name(g->init), g->flops);
+  r->last_snapshot = -1;
+  LT_CHECK(ctx, snapshot(ctx, r, "after growth"));
   return LT_OK;
 }
 
@@ -539,11 +600,11 @@ static lt_status finish_task(lt_ctx *ctx, train_run *r, int t) {
  * boundary (every_steps, every_seconds, a stop signal) is written there, except at
  * the last step of an epoch, where it waits until the epoch's evaluation and
  * metrics row (and, at a task's last epoch, the task's end) are done. The cursor's
- * epoch counts epochs over all tasks; task t owns epochs [t E, (t+1) E). */
+ * epoch counts epochs over all tasks; task t owns epochs [t E, (t+1) E) (template
+ * runs: the phases' epochs in turn, task_epoch0). */
 static lt_status train_loop(lt_ctx *ctx, train_run *r, const lt_blas_info *blas) {
   const lt_deck *d = &r->deck;
   lt_ckpt_cursor *c = &r->cur;
-  const long E = d->epochs;
   progress prog = {.mode = d->progress == 0 ? auto_progress(ctx) : d->progress};
   long total = r->total_steps;
   double rate = c->train_time > 0 ? (double)c->samples / c->train_time : 0.0;
@@ -557,8 +618,11 @@ static lt_status train_loop(lt_ctx *ctx, train_run *r, const lt_blas_info *blas)
     const uint8_t *mask = r->sc ? lt_scenario_train_mask(r->sc, t) : NULL;
     /* the epoch's test: the task's own (joint and plain runs: the whole test split) */
     const lt_dataset *test = r->sc && r->ntasks > 1 ? r->sc->tasks[t].test : r->test;
-    if (c->epoch == t * E && c->step == 0) /* not when resuming inside the task */
+    const long e0 = task_epoch0(r, t);
+    if (c->epoch == e0 && c->step == 0) /* not when resuming inside the task */
       LT_CHECK(ctx, lt_strategy_begin_task(r->strat, t, r->task_train[t]));
+    if (r->grow && c->epoch == e0 && c->step == 0) LT_CHECK(ctx, grow_begin(ctx, r, t));
+    else if (r->grow) LT_CHECK(ctx, lt_train_grow_enter(r->grow, t, 0)); /* resumed inside */
     long e = c->epoch;
     lt_batcher_seek(b, e, c->step);
     double ep_start = lt_wtime() - c->epoch_time;
@@ -577,11 +641,12 @@ static lt_status train_loop(lt_ctx *ctx, train_run *r, const lt_blas_info *blas)
                  "Likely cause: a step too large for the penalty's stiffness (with SGD, "
                  "lr * lambda * max F above about 2) or for the data: lower [optim] lr = %g or "
                  "[cl] ewc_lambda / si_c. Nothing was written after the last snapshot.",
-                 stt.loss, stt.total, t + 1, e - t * E + 1, c->step + 1, c->global_step + 1,
+                 stt.loss, stt.total, t + 1, e - e0 + 1, c->step + 1, c->global_step + 1,
                  lt_penalty_name((lt_penalty_kind)d->cl_penalty),
                  lt_replay_name((lt_replay_kind)d->cl_replay),
                  lt_refresh_name((lt_refresh_kind)d->refresh), d->lr);
       LT_CHECK(ctx, lt_metrics_step(r->metrics, stt.loss, lr, dt));
+      if (r->grow) lt_train_grow_step(r->grow, stt.rows);
       c->step++;
       c->global_step++;
       c->samples += stt.rows;
@@ -591,7 +656,7 @@ static lt_status train_loop(lt_ctx *ctx, train_run *r, const lt_blas_info *blas)
       c->epoch_rows += stt.rows;
       rate = (double)c->samples / c->train_time;
       double eta = (double)(total - c->global_step) * (c->train_time / (double)c->global_step);
-      progress_show(ctx, &prog, 0, (int)(e - t * E) + 1, d->epochs, c->step, b->steps_per_epoch,
+      progress_show(ctx, &prog, 0, (int)(e - e0) + 1, task_epochs(r, t), c->step, b->steps_per_epoch,
                     c->epoch_loss_sum / (double)c->epoch_rows, rate, eta);
 
       int s = 0, tm = 0;
@@ -616,10 +681,10 @@ static lt_status train_loop(lt_ctx *ctx, train_run *r, const lt_blas_info *blas)
     if (r->stop_signal) break;
     progress_clear(ctx, &prog);
     double ep_time = lt_wtime() - ep_start;
-    int task_done = (e + 1 >= (t + 1) * E) || c->global_step >= total;
+    int task_done = (e + 1 >= task_epoch0(r, t + 1)) || c->global_step >= total;
     int finished = (task_done && t + 1 >= r->ntasks) || c->global_step >= total;
     double eacc = NAN, eloss = NAN;
-    if (task_done || (d->eval_every > 0 && (e - t * E + 1) % d->eval_every == 0)) {
+    if (task_done || (d->eval_every > 0 && (e - e0 + 1) % d->eval_every == 0)) {
       lt_timer_start(ctx, "evaluate");
       LT_CHECK(ctx, lt_evaluate(ctx, r->model, test, r->sc && r->sc->setting == LT_CL_TASK_IL
                                                           ? r->sc->tasks[t].mask : NULL,
@@ -634,17 +699,21 @@ static lt_status train_loop(lt_ctx *ctx, train_run *r, const lt_blas_info *blas)
                                [LT_EP_TEST_LOSS] = eloss,
                                [LT_EP_TEST_ACC] = eacc,
                                [LT_EP_SAMPLES_PER_S] = (double)c->epoch_rows / ep_time,
-                               [LT_EP_TIME] = ep_time};
+                               [LT_EP_TIME] = ep_time,
+                               [LT_EP_FLOPS] = run_flops(r)};
     char task_txt[32] = "";
-    if (r->ntasks > 1) snprintf(task_txt, sizeof(task_txt), "task %d ", t + 1);
+    if (r->ntasks > 1) snprintf(task_txt, sizeof(task_txt), r->grow ? "phase %d " : "task %d ", t + 1);
     lt_log(ctx, LT_LOG_INFO,
-           "%sepoch %3ld  train loss %.4f acc %.4f  test loss %.4f acc %.4f  %.0f samples/s  %.1f s\n",
-           task_txt, e - t * E + 1, row[LT_EP_TRAIN_LOSS], row[LT_EP_TRAIN_ACC], eloss, eacc,
-           row[LT_EP_SAMPLES_PER_S], ep_time);
+           "%sepoch %3ld  train loss %.4f acc %.4f  test loss %.4f acc %.4f  %.0f samples/s  %.1f s"
+           "  %.4g FLOPs\n",
+           task_txt, e - e0 + 1, row[LT_EP_TRAIN_LOSS], row[LT_EP_TRAIN_ACC], eloss, eacc,
+           row[LT_EP_SAMPLES_PER_S], ep_time, row[LT_EP_FLOPS]);
     LT_CHECK(ctx, lt_metrics_epoch(r->metrics, row));
     LT_CHECK(ctx, lt_metrics_summary(r->metrics, "test_acc", c->test_acc));
     LT_CHECK(ctx, lt_metrics_summary(r->metrics, "test_loss", c->test_loss));
     LT_CHECK(ctx, lt_metrics_summary(r->metrics, "samples_per_s", rate));
+    LT_CHECK(ctx, lt_metrics_summary(r->metrics, "train_flops", row[LT_EP_FLOPS]));
+    if (r->grow && task_done) lt_train_grow_phase_end(r->grow, t, c->test_acc);
     lt_timer_start(ctx, "metrics");
     LT_CHECK(ctx, lt_metrics_flush(r->metrics));
     lt_timer_stop(ctx, "metrics");
@@ -657,7 +726,7 @@ static lt_status train_loop(lt_ctx *ctx, train_run *r, const lt_blas_info *blas)
     if (task_done) {
       LT_CHECK(ctx, finish_task(ctx, r, t));
       c->task = t + 1;
-      c->epoch = (t + 1) * E; /* a max_steps cut ends the task early */
+      c->epoch = task_epoch0(r, t + 1); /* a max_steps cut ends the task early */
     }
     int due_epoch = d->ckpt_every_epochs > 0 && (e + 1) % d->ckpt_every_epochs == 0;
     int at_end = task_done && d->ckpt_at_task_end;
@@ -677,7 +746,7 @@ static lt_status train_loop(lt_ctx *ctx, train_run *r, const lt_blas_info *blas)
     lt_log(ctx, LT_LOG_INFO,
            "stop   %s at task %ld epoch %ld step %ld (global step %ld): snapshot written, exit %d; "
            "continue with --resume %s  theta %016llx state %016llx\n",
-           signal_name(r->stop_signal), c->task + 1, c->epoch - c->task * E + 1, c->step,
+           signal_name(r->stop_signal), c->task + 1, c->epoch - task_epoch0(r, (int)c->task) + 1, c->step,
            c->global_step, LT_EXIT_CHECKPOINTED, d->out, (unsigned long long)th,
            (unsigned long long)sh);
     return LT_OK;
@@ -692,6 +761,8 @@ static lt_status train_loop(lt_ctx *ctx, train_run *r, const lt_blas_info *blas)
            cs.acc, cs.bwt, cs.fwt, cs.forgetting, ct.acc, ct.bwt, ct.forgetting,
            (double)lt_strategy_bytes(r->strat) / 1024.0);
   }
+  lt_log(ctx, LT_LOG_INFO, "flops  %.6g training FLOPs (forward + backward, from the layer shapes)\n",
+         run_flops(r));
   lt_log(ctx, LT_LOG_INFO,
          "done   test accuracy %.4f  test loss %.4f  training throughput %.0f samples/s "
          "(%d rank(s) x %d thread(s))  wall %s  theta %016llx state %016llx\n",

@@ -199,6 +199,24 @@ static const key_spec keys[] = {
      "NegGrad baseline: learning rate (plain SGD)"},
     {"unlearn", "out", K_STR, "", 0, 0, 0, NULL, F(ul_out),
      "output run directory (empty: RUN_OUT/unlearn, RUN_OUT = [run] out)"},
+    /* [model] kind, templates and [grow]: MixtureGrowth (issue 7) */
+    {"model", "kind", K_ENUM, "dense", 0, 0, 0, "dense|template", F(model_kind),
+     "dense layers, or template layers (MixtureGrowth: each weight block a combination of 2 "
+     "templates of one of 2 sets; hidden widths are the full, grown widths and must be even)"},
+    {"model", "templates", K_INT, "2", 2, 8, 0, NULL, F(ntemplates),
+     "template kind: templates per template set"},
+    {"grow", "schedule", K_ENUM, "grow", 0, 0, 0, "grow|member|full", F(grow_mode),
+     "template kind: grow (member 0, member 1, then the grown network for [train] epochs), "
+     "member (member 0 alone) or full (the full-width template network from scratch)"},
+    {"grow", "member_epochs", K_INT, "3", 1, 1e6, 0, NULL, F(grow_member_epochs),
+     "template kind: epochs of each member's phase (each with a fresh optimizer and schedule)"},
+    {"grow", "init", K_ENUM, "orthogonal", 0, 0, 0, "orthogonal|copy|zero|random", F(grow_init),
+     "coefficients of the new blocks at growth: orthogonal to the trained ones, a noisy copy, "
+     "zero (grown logits = sum of the members') or random"},
+    {"grow", "noise", K_REAL, "0.01", 0, 10, 0, NULL, F(grow_noise),
+     "copy init: noise standard deviation relative to the coefficient vector's norm"},
+    {"grow", "lr", K_REAL, "0", 0, 10, 0, NULL, F(grow_lr),
+     "base learning rate of the grown network's schedule (0: [optim] lr)"},
 
     {"run", "seed", K_LONG, "0", 0, 9.0e15, 0, NULL, F(seed),
      "base seed of every random stream (init, shuffles, sampling)"},
@@ -284,7 +302,7 @@ static int section_exists(const char *section) {
 
 static const char *const sections[] = {"data",     "model", "optim",   "train", "checkpoint",
                                        "scenario", "cl",    "refresh", "run",
-                                       "unlearn",  "finetune"};
+                                       "grow",     "unlearn", "finetune"};
 
 /* Where a value came from, for messages. */
 typedef struct {
@@ -467,12 +485,15 @@ static lt_status apply(parse_state *ps, const char *section, const char *key, co
         int d = lt_edit_distance(sections[i], section);
         if (d < bestd) { bestd = d; best = sections[i]; }
       }
+      char all[256] = "";
+      for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
+        size_t len = strlen(all);
+        snprintf(all + len, sizeof all - len, "%s[%s]", i ? ", " : "", sections[i]);
+      }
       return lt_error_set(ps->ctx, LT_ERR_DECK, __FILE__, __LINE__, __func__,
-                          "%s:%d: unknown section [%s]%s%s%s; sections are [data], [model], "
-                          "[optim], [train], [checkpoint], [scenario], [cl], [refresh], [run], "
-                          "[unlearn], [finetune]",
-                          ps->file, ps->line, section, bestd <= 3 ? " (did you mean [" : "",
-                          bestd <= 3 ? best : "", bestd <= 3 ? "]?)" : "");
+                          "%s:%d: unknown section [%s]%s%s%s; sections are %s", ps->file,
+                          ps->line, section, bestd <= 3 ? " (did you mean [" : "",
+                          bestd <= 3 ? best : "", bestd <= 3 ? "]?)" : "", all);
     }
     const key_spec *s = suggest(section, key);
     if (s)
@@ -514,6 +535,24 @@ static lt_status check_consistency(lt_ctx *ctx, const lt_deck *d) {
   if (d->optim_kind == 0 && d->nesterov && d->momentum <= 0)
     LT_ERROR(ctx, LT_ERR_DECK, "%s: [optim] nesterov = true needs momentum > 0 (momentum = %g)",
              d->path, d->momentum);
+  if (d->model_kind == 1) { /* template (issue 7) */
+    if (d->nhidden < 1)
+      LT_ERROR(ctx, LT_ERR_DECK, "%s: [model] kind = template needs at least one hidden layer",
+               d->path);
+    for (int i = 0; i < d->nhidden; i++)
+      if (d->hidden[i] % 2)
+        LT_ERROR(ctx, LT_ERR_DECK,
+                 "%s: [model] kind = template: hidden width %d is odd (the full width of two "
+                 "half-width members must be even)", d->path, d->hidden[i]);
+    if (d->scen_kind != 0)
+      LT_ERROR(ctx, LT_ERR_DECK,
+               "%s: [model] kind = template trains without a [scenario] (its phases are the "
+               "growth schedule's)", d->path);
+    if (d->freeze[0] || d->lr_mult[0])
+      LT_ERROR(ctx, LT_ERR_DECK,
+               "%s: [optim] freeze and lr_mult name dense layers; [model] kind = template "
+               "trains the phases' members instead", d->path);
+  }
   return LT_OK;
 }
 

@@ -20,6 +20,8 @@ void lt_app_model_cfg(const lt_ctx *ctx, const lt_deck *d, int in_dim, int out_d
   mc->max_batch = local > 256 ? local : 256; /* 256-row chunks for evaluation */
   if (d->cl_replay && d->replay_batch > mc->max_batch) mc->max_batch = d->replay_batch;
   mc->pad_ranks = ctx->size;
+  mc->kind = (lt_model_kind)d->model_kind;
+  mc->ntemplates = d->ntemplates;
 }
 
 void lt_app_optim_cfg(const lt_deck *d, lt_optim_cfg *oc) {

@@ -13,7 +13,8 @@
 
 static const char *const ep_names[LT_EP_NCOLS] = {
     "/epoch/train_loss", "/epoch/train_acc",     "/epoch/test_loss",
-    "/epoch/test_acc",   "/epoch/samples_per_s", "/epoch/time"};
+    "/epoch/test_acc",   "/epoch/samples_per_s", "/epoch/time",
+    "/epoch/flops"};
 
 struct lt_metrics {
   lt_ctx *ctx;
@@ -30,6 +31,10 @@ struct lt_metrics {
   double sum_val[MAX_SUMMARY];
   int cl_T, cl_k, cl_til, cl_init; /* CL matrices recorded (cl_T > 0) */
   double *cl_R, *cl_Rtil, *cl_b;   /* [T*T], [T*T], [T] */
+  int nfix;                        /* lt_metrics_fixed datasets */
+  char fix_name[8][64];
+  const double *fix_v[8];
+  int fix_n[8];
 };
 
 static hid_t open_mpio(lt_ctx *ctx, const char *path, int create) {
@@ -397,6 +402,23 @@ static lt_status flush_cl(lt_metrics *m, hid_t f) {
   return LT_OK;
 }
 
+lt_status lt_metrics_fixed(lt_metrics *m, const char *path, const double *v, int n) {
+  for (int i = 0; i < m->nfix; i++)
+    if (strcmp(m->fix_name[i], path) == 0) {
+      m->fix_v[i] = v;
+      m->fix_n[i] = n;
+      return LT_OK;
+    }
+  if (m->nfix >= 8 || strlen(path) >= sizeof(m->fix_name[0]) || path[0] != '/' || n < 1)
+    LT_ERROR(m->ctx, LT_ERR_INTERNAL, "metrics: fixed dataset '%s' [%d] (at most 8, paths < 64)",
+             path, n);
+  snprintf(m->fix_name[m->nfix], sizeof(m->fix_name[0]), "%s", path);
+  m->fix_v[m->nfix] = v;
+  m->fix_n[m->nfix] = n;
+  m->nfix++;
+  return LT_OK;
+}
+
 static lt_status flush_into(lt_metrics *m, hid_t f) {
   lt_ctx *ctx = m->ctx;
   int w = ctx->rank == 0;
@@ -409,6 +431,8 @@ static lt_status flush_into(lt_metrics *m, hid_t f) {
     LT_CHECK(ctx, append(ctx, f, ep_names[c], 1, 0, (hsize_t)m->epochs_written, (hsize_t)m->nep,
                          m->ep + (size_t)c * (size_t)m->epcap, w));
   if (m->cl_T) LT_CHECK(ctx, flush_cl(m, f));
+  for (int i = 0; i < m->nfix; i++)
+    LT_CHECK(ctx, write_fixed(ctx, f, m->fix_name[i], 1, (hsize_t)m->fix_n[i], m->fix_v[i]));
   LT_CHECK(ctx, write_attrs(m, f));
   return LT_OK;
 }

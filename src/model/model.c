@@ -5,6 +5,7 @@
 
 #include "lethe/linalg.h"
 #include "lethe/model.h"
+#include "model_internal.h"
 
 static lt_status check_cfg(lt_ctx *ctx, const lt_model_cfg *c) {
   if (c->in_dim < 1) LT_ERROR(ctx, LT_ERR_ARG, "model: in_dim = %d, must be >= 1", c->in_dim);
@@ -21,6 +22,19 @@ static lt_status check_cfg(lt_ctx *ctx, const lt_model_cfg *c) {
     LT_ERROR(ctx, LT_ERR_ARG, "model: activation %d unknown (relu, tanh, gelu, none)", (int)c->act);
   if ((unsigned)c->init > (unsigned)LT_INIT_XAVIER)
     LT_ERROR(ctx, LT_ERR_ARG, "model: init %d unknown (kaiming, xavier)", (int)c->init);
+  if ((unsigned)c->kind > (unsigned)LT_MODEL_TEMPLATE)
+    LT_ERROR(ctx, LT_ERR_ARG, "model: kind %d unknown (dense, template)", (int)c->kind);
+  if (c->kind == LT_MODEL_TEMPLATE) {
+    if (c->nhidden < 1)
+      LT_ERROR(ctx, LT_ERR_ARG, "model: kind = template needs at least one hidden layer");
+    for (int i = 0; i < c->nhidden; i++)
+      if (c->hidden[i] % 2 != 0)
+        LT_ERROR(ctx, LT_ERR_ARG,
+                 "model: kind = template: hidden[%d] = %d must be even (two half-width members)",
+                 i, c->hidden[i]);
+    if (c->ntemplates != 0 && (c->ntemplates < 2 || c->ntemplates > 8))
+      LT_ERROR(ctx, LT_ERR_ARG, "model: %d templates per set, allowed 2..8", c->ntemplates);
+  }
   if (c->pad_ranks > 0 && (c->pad_ranks < ctx->size || c->pad_ranks % ctx->size != 0))
     LT_ERROR(ctx, LT_ERR_ARG,
              "model: pad_ranks = %d must be a multiple of the rank count %d (or <= 0 for %d)",
@@ -53,6 +67,7 @@ static lt_status model_build(lt_ctx *ctx, const lt_model_cfg *c, lt_model *m) {
   }
   m->n = off;
   m->widest = widest;
+  if (c->kind == LT_MODEL_TEMPLATE) LT_CHECK(ctx, lt_tmpl_build(ctx, c, m)); /* sets n */
   size_t pr = (size_t)(c->pad_ranks > 0 ? c->pad_ranks : ctx->size);
   size_t q = 16 * pr;
   m->n_pad = (m->n + q - 1) / q * q;
@@ -108,11 +123,23 @@ void lt_model_destroy(lt_model **pm) {
   lt_free(m->ones);
   lt_free(m->sq_a);
   lt_free(m->sq_dz);
+  lt_free(m->tmpl);
+  lt_free(m->wbuf);
+  lt_free(m->gwbuf);
   lt_free(m);
   *pm = NULL;
 }
 
+const float *lt_model_weight(const lt_model *m, int l) {
+  if (m->tmpl) return m->wbuf + m->tmpl[l].wk_off;
+  return m->theta + m->layer[l].w_off;
+}
+
 void lt_model_init(lt_model *m, uint64_t seed, lt_init init) {
+  if (m->tmpl) {
+    lt_tmpl_init(m, seed, init);
+    return;
+  }
   lt_rng r;
   lt_rng_seed(&r, seed, 0, LT_RNG_INIT);
   memset(m->theta, 0, m->n_pad * sizeof(*m->theta));
@@ -128,9 +155,10 @@ void lt_model_init(lt_model *m, uint64_t seed, lt_init init) {
 
 const float *lt_model_forward(lt_model *m, const float *x, int B) {
   m->act[0] = (float *)x; /* read only */
+  if (m->tmpl) lt_tmpl_assemble(m);
   for (int l = 1; l <= m->nlayers; l++) {
     const lt_layer *ly = &m->layer[l - 1];
-    const float *W = m->theta + ly->w_off, *b = m->theta + ly->b_off;
+    const float *W = lt_model_weight(m, l - 1), *b = m->theta + ly->b_off;
     float *Z = m->z[l];
     /* Z[B, out] = 1 b^T + A_{l-1}[B, in] W[out, in]^T */
     for (int i = 0; i < B; i++) memcpy(Z + (size_t)i * (size_t)ly->out, b, (size_t)ly->out * sizeof(*Z));
@@ -140,29 +168,32 @@ const float *lt_model_forward(lt_model *m, const float *x, int B) {
   return m->z[m->nlayers];
 }
 
-/* dz[l-1] = (dz[l] W_l) .* act'(Z_{l-1}) for l >= 2. */
-static void backprop_dz(lt_model *m, int l, int B) {
+void lt_model_backprop_dz(lt_model *m, int l, int B) {
   const lt_layer *ly = &m->layer[l - 1];
   const lt_layer *prev = &m->layer[l - 2];
   float *dprev = m->dz[l - 1];
   /* dA[B, in] = dZ[B, out] W[out, in] */
-  lt_sgemm(0, 0, B, ly->in, ly->out, 1.0f, m->dz[l], ly->out, m->theta + ly->w_off, ly->in, 0.0f,
-           dprev, ly->in);
+  lt_sgemm(0, 0, B, ly->in, ly->out, 1.0f, m->dz[l], ly->out, lt_model_weight(m, l - 1), ly->in,
+           0.0f, dprev, ly->in);
   lt_act_backward(prev->act, dprev, dprev, m->z[l - 1], m->act[l - 1], (size_t)B * (size_t)ly->in);
 }
 
-static void load_dlogits(lt_model *m, const float *dlogits, int B) {
+void lt_model_load_dlogits(lt_model *m, const float *dlogits, int B) {
   float *d = m->dz[m->nlayers];
   if (dlogits != d) memcpy(d, dlogits, (size_t)B * (size_t)m->out_dim * sizeof(*d));
 }
 
 void lt_model_backward(lt_model *m, const float *dlogits, int B, float *grad, float beta) {
+  if (m->tmpl) {
+    lt_tmpl_backward(m, dlogits, B, grad, beta);
+    return;
+  }
   if (beta == 0.0f) memset(grad + m->n, 0, (m->n_pad - m->n) * sizeof(*grad));
   if (B <= 0) {
     if (beta == 0.0f) memset(grad, 0, m->n * sizeof(*grad));
     return;
   }
-  load_dlogits(m, dlogits, B);
+  lt_model_load_dlogits(m, dlogits, B);
   for (int l = m->nlayers; l >= 1; l--) {
     const lt_layer *ly = &m->layer[l - 1];
     /* dW[out, in] = dZ[B, out]^T A_{l-1}[B, in];  db[1, out] = 1[1, B] dZ[B, out] */
@@ -170,7 +201,7 @@ void lt_model_backward(lt_model *m, const float *dlogits, int B, float *grad, fl
              grad + ly->w_off, ly->in);
     lt_sgemm(0, 0, 1, ly->out, B, 1.0f, m->ones, B, m->dz[l], ly->out, beta, grad + ly->b_off,
              ly->out);
-    if (l > 1) backprop_dz(m, l, B);
+    if (l > 1) lt_model_backprop_dz(m, l, B);
   }
 }
 
@@ -179,8 +210,8 @@ static void square(float *out, const float *in, size_t n) {
 }
 
 void lt_model_backward_sqgrad(lt_model *m, const float *dlogits, int B, float *acc) {
-  if (B <= 0) return;
-  load_dlogits(m, dlogits, B);
+  if (B <= 0 || m->tmpl) return; /* dense models only (see model.h) */
+  lt_model_load_dlogits(m, dlogits, B);
   for (int l = m->nlayers; l >= 1; l--) {
     const lt_layer *ly = &m->layer[l - 1];
     square(m->sq_dz, m->dz[l], (size_t)B * (size_t)ly->out);
@@ -190,6 +221,6 @@ void lt_model_backward_sqgrad(lt_model *m, const float *dlogits, int B, float *a
              acc + ly->w_off, ly->in);
     lt_sgemm(0, 0, 1, ly->out, B, 1.0f, m->ones, B, m->sq_dz, ly->out, 1.0f, acc + ly->b_off,
              ly->out);
-    if (l > 1) backprop_dz(m, l, B); /* from the unsquared dz[l] */
+    if (l > 1) lt_model_backprop_dz(m, l, B); /* from the unsquared dz[l] */
   }
 }

@@ -274,3 +274,20 @@ float *lt_optim_state(lt_optim *o, int i) {
 }
 
 void lt_optim_set_steps(lt_optim *o, long t) { o->t = t < 0 ? 0 : t; }
+
+lt_status lt_optim_restart(lt_optim *o, const lt_optim_cfg *cfg, int fresh) {
+  LT_CHECK(o->ctx, validate(o->ctx, cfg));
+  int nstate = cfg->kind == LT_OPT_SGD ? (cfg->momentum > 0.0 ? 1 : 0) : 2;
+  if (cfg->kind != o->cfg.kind || nstate != o->nstate)
+    LT_ERROR(o->ctx, LT_ERR_ARG,
+             "optim: a restart keeps the optimizer kind and its state vectors (kind %d -> %d, "
+             "%d -> %d state vectors)",
+             (int)o->cfg.kind, (int)cfg->kind, o->nstate, nstate);
+  o->cfg = *cfg;
+  if (fresh) {
+    for (int i = 0; i < o->nstate; i++)
+      for (size_t j = 0; j < o->n; j++) o->state[i][j] = 0.0f;
+    o->t = 0;
+  }
+  return LT_OK;
+}

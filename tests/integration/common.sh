@@ -40,3 +40,23 @@ finish() {
   echo "$PASSES passed, $FAILS failed"
   [ "$FAILS" = 0 ]
 }
+
+# tiny_dataset FILE SEED: a small learnable dataset (3 classes, 20 features, 512 train and
+# 128 test samples around fixed centres), independent of lethe
+tiny_dataset() {
+  "$PY" - "$1" "$2" <<'PY'
+import sys, h5py, numpy as np
+rng = np.random.default_rng(int(sys.argv[2]))
+centers = np.array([[1, 0, 0, 0] * 5, [0, 1, 0, 0] * 5, [0, 0, 1, 0] * 5], dtype=np.float32)
+def make(n):
+    y = rng.integers(0, 3, n)
+    return (centers[y] + 0.8 * rng.standard_normal((n, 20))).astype(np.float32), y.astype(np.uint8)
+with h5py.File(sys.argv[1], 'w') as f:
+    for split, n in (('train', 512), ('test', 128)):
+        x, y = make(n)
+        f[f'{split}/x'] = x
+        f[f'{split}/y'] = y
+    f.attrs['num_classes'] = 3
+    f.attrs['name'] = 'tiny'
+PY
+}

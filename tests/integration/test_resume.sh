@@ -14,21 +14,7 @@
 source "$(dirname "$0")/common.sh"
 
 # A tiny learnable dataset (3 classes, 20 features), independent of lethe.
-"$PY" - <<'PY'
-import h5py, numpy as np
-rng = np.random.default_rng(0)
-centers = np.array([[1, 0, 0, 0] * 5, [0, 1, 0, 0] * 5, [0, 0, 1, 0] * 5], dtype=np.float32)
-def make(n):
-    y = rng.integers(0, 3, n)
-    return (centers[y] + 0.8 * rng.standard_normal((n, 20))).astype(np.float32), y.astype(np.uint8)
-with h5py.File('tiny.h5', 'w') as f:
-    for split, n in (('train', 512), ('test', 128)):
-        x, y = make(n)
-        f[f'{split}/x'] = x
-        f[f'{split}/y'] = y
-    f.attrs['num_classes'] = 3
-    f.attrs['name'] = 'tiny'
-PY
+tiny_dataset tiny.h5 0
 cat > tiny.ini <<'EOF'
 [data]
 path = tiny.h5
