@@ -1,0 +1,75 @@
+/* lethe kfac: Kronecker-factored Fisher (K-FAC) of the dense layers.
+ *
+ * For dense layer l with input a (the previous layer's activation, with a 1
+ * appended for the bias: a in R^{in+1}) and pre-activation gradient g in R^{out}
+ * (of one sample's CE, unscaled), the block of the Fisher for the layer's
+ * weights Wbar = [W | b] (out x (in+1)) is approximated by
+ *
+ *     F_l ~ G_l (x) A_l,   A_l = E[a a^T]  ((in+1) x (in+1)),   G_l = E[g g^T]  (out x out)
+ *
+ * (Martens & Grosse 2015), i.e. vec_r(dW)^T F_l vec_r(dW) = tr(dW^T G dW A) for
+ * the row-major vectorisation. The expectations are means over the samples;
+ * labels are the true ones (empirical) or drawn from the model's predictive
+ * distribution (sampled: the true Fisher), with the label stream of the
+ * diagonal Fisher (seed, rank, LT_RNG_FISHER, seeded afresh per call). Each
+ * rank sums a a^T and g g^T over its rows with BLIS rank-k updates (dsyrk, in
+ * double), then the sums are allreduced, so every rank ends with the same full
+ * (both triangles) A_l and G_l, row-major doubles.
+ *
+ * Damping (for inverting the factors): with eps > 0,
+ *   pi-balanced: A + pi sqrt(eps) I,  G + sqrt(eps)/pi I,
+ *                pi = sqrt((tr(A)/dim A) / (tr(G)/dim G))  (Martens & Grosse §6.3;
+ *                1 when either trace is 0)
+ *   plain:       A + sqrt(eps) I,  G + sqrt(eps) I
+ * so that (G + .)(x)(A + .) ~ G (x) A + eps I + cross terms.
+ */
+#ifndef LETHE_KFAC_H
+#define LETHE_KFAC_H
+
+#include "lethe/core.h"
+#include "lethe/data.h"
+#include "lethe/model.h"
+#include "lethe/pdense.h"
+
+typedef enum { LT_KFAC_DAMP_PI = 0, LT_KFAC_DAMP_PLAIN } lt_kfac_damp;
+
+typedef struct {
+  int nlayers;
+  int da[LT_MAX_LAYERS];    /* in + 1 */
+  int dg[LT_MAX_LAYERS];    /* out */
+  double *A[LT_MAX_LAYERS]; /* [da * da] row-major, symmetric */
+  double *G[LT_MAX_LAYERS]; /* [dg * dg] */
+} lt_kfac;
+
+/* Zeroed factors shaped for m's layers. */
+LT_WUR lt_status lt_kfac_create(lt_ctx *ctx, const lt_model *m, lt_kfac **k);
+void lt_kfac_destroy(lt_kfac **k);
+size_t lt_kfac_bytes(const lt_kfac *k);
+
+/* Mean factors at the model's current theta over the dataset's samples (every
+ * rank its shard; max_samples > 0 limits the global count as lt_fisher_diag
+ * does), in chunks of min(lt_local_batch(global_batch, rank, P), m->max_batch)
+ * rows. sampled: labels from the model (true Fisher), else the true labels.
+ * Overwrites k. Collective; bad labels or feature counts are errors on every rank. */
+LT_WUR lt_status lt_kfac_compute(lt_ctx *ctx, lt_model *m, const lt_dataset *ds, int sampled,
+                                 int global_batch, long max_samples, lt_kfac *k);
+
+/* dst <- gamma dst + src (layer by layer; same shapes). */
+void lt_kfac_axpby(lt_kfac *dst, double gamma, const lt_kfac *src);
+
+/* pi of layer l and the two diagonal shifts (addA, addG) of the damping above. */
+void lt_kfac_damping(const lt_kfac *k, int l, double eps, lt_kfac_damp kind, double *addA,
+                     double *addG);
+
+/* For every layer: the inverses of the damped factors, Ainv[l] and Ginv[l] (full,
+ * row-major), from ScaLAPACK's pdpotrf + pdpotri on the grid g with block size
+ * nb; when CA/CG are not NULL also the lower Cholesky factors of those inverses
+ * (CA[l] CA[l]^T = Ainv[l]), for drawing noise with covariance Ginv (x) Ainv.
+ * Arrays are caller-allocated [da*da] / [dg*dg]. Collective. */
+LT_WUR lt_status lt_kfac_inverses(lt_ctx *ctx, const lt_kfac *k, lt_pgrid *g, int nb, double eps,
+                                  lt_kfac_damp kind, double *const *Ainv, double *const *Ginv,
+                                  double *const *CA, double *const *CG);
+
+const char *lt_kfac_damp_name(lt_kfac_damp kind);
+
+#endif

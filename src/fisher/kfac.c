@@ -1,0 +1,216 @@
+/* K-FAC factors: A = E[a a^T], G = E[g g^T] per dense layer (see kfac.h). */
+#include <math.h>
+#include <string.h>
+
+#include "lethe/fisher.h"
+#include "lethe/kfac.h"
+
+const char *lt_kfac_damp_name(lt_kfac_damp kind) {
+  return kind == LT_KFAC_DAMP_PI ? "pi" : kind == LT_KFAC_DAMP_PLAIN ? "plain" : "unknown";
+}
+
+lt_status lt_kfac_create(lt_ctx *ctx, const lt_model *m, lt_kfac **out) {
+  *out = NULL;
+  lt_kfac *k = NULL;
+  LT_CALLOC(ctx, k, 1);
+  k->nlayers = m->nlayers;
+  for (int l = 0; l < m->nlayers; l++) {
+    k->da[l] = m->layer[l].in + 1;
+    k->dg[l] = m->layer[l].out;
+    size_t na = (size_t)k->da[l] * (size_t)k->da[l], ng = (size_t)k->dg[l] * (size_t)k->dg[l];
+    if (lt_calloc_aligned((void **)&k->A[l], na, sizeof(double)) != 0 ||
+        lt_calloc_aligned((void **)&k->G[l], ng, sizeof(double)) != 0) {
+      lt_kfac_destroy(&k);
+      LT_ERROR(ctx, LT_ERR_MEM, "kfac: out of memory for the factors of layer %d (%zu doubles)",
+               l + 1, na + ng);
+    }
+  }
+  *out = k;
+  return LT_OK;
+}
+
+void lt_kfac_destroy(lt_kfac **pk) {
+  if (!pk || !*pk) return;
+  for (int l = 0; l < (*pk)->nlayers; l++) {
+    lt_free((*pk)->A[l]);
+    lt_free((*pk)->G[l]);
+  }
+  lt_free(*pk);
+  *pk = NULL;
+}
+
+size_t lt_kfac_bytes(const lt_kfac *k) {
+  size_t b = sizeof(*k);
+  for (int l = 0; l < k->nlayers; l++)
+    b += ((size_t)k->da[l] * k->da[l] + (size_t)k->dg[l] * k->dg[l]) * sizeof(double);
+  return b;
+}
+
+static lt_status check_args(lt_ctx *ctx, const lt_model *m, const lt_dataset *ds, int global_batch,
+                            long n_loc, const lt_kfac *k) {
+  if (global_batch < 1) LT_ERROR(ctx, LT_ERR_ARG, "kfac: global batch %d, must be >= 1", global_batch);
+  if (ds->d != m->in_dim)
+    LT_ERROR(ctx, LT_ERR_ARG, "kfac: dataset '%s' has %d features, the model takes %d", ds->name,
+             ds->d, m->in_dim);
+  if (k->nlayers != m->nlayers)
+    LT_ERROR(ctx, LT_ERR_INTERNAL, "kfac: factors for %d layers, the model has %d", k->nlayers,
+             m->nlayers);
+  for (long i = 0; i < n_loc; i++)
+    if (ds->y[i] < 0 || ds->y[i] >= m->out_dim)
+      LT_ERROR(ctx, LT_ERR_DATA, "kfac: dataset '%s' row %ld has label %d, allowed 0..%d",
+               ds->name, i, (int)ds->y[i], m->out_dim - 1);
+  return LT_OK;
+}
+
+/* Local sums over this rank's rows (lower triangles), no communication. */
+static void accumulate(lt_ctx *ctx, lt_model *m, const lt_dataset *ds, int sampled, int chunk,
+                       long n_loc, lt_kfac *k, double *X, float *gscratch, int32_t *ys) {
+  lt_rng r;
+  lt_rng_seed(&r, ctx->seed, (uint64_t)ctx->rank, LT_RNG_FISHER);
+  float *dl = m->dz[m->nlayers];
+  for (long i = 0; i < n_loc; i += chunk) {
+    int b = n_loc - i < chunk ? (int)(n_loc - i) : chunk;
+    const float *logits = lt_model_forward(m, ds->x + (size_t)i * (size_t)ds->d, b);
+    const int32_t *y = ds->y + i;
+    if (sampled) {
+      lt_fisher_sample_labels(ys, &r, logits, b, m->out_dim);
+      y = ys;
+    }
+    /* each row's own CE gradient (scale 1): the backward leaves g_n in dz[l] */
+    (void)lt_softmax_xent(dl, NULL, logits, y, NULL, b, m->out_dim, 1.0f);
+    lt_model_backward(m, dl, b, gscratch, 0.0f);
+    for (int l = 0; l < m->nlayers; l++) {
+      int da = k->da[l], dg = k->dg[l], in = da - 1;
+      const float *a = m->act[l], *g = m->dz[l + 1];
+      /* A += [a 1]^T [a 1]: X [b, in + 1] in double */
+      for (int s = 0; s < b; s++) {
+        double *xr = X + (size_t)s * (size_t)da;
+        for (int j = 0; j < in; j++) xr[j] = (double)a[(size_t)s * (size_t)in + (size_t)j];
+        xr[in] = 1.0;
+      }
+      lt_dsyrk_lower_t(da, b, 1.0, X, da, k->A[l], da);
+      /* G += g^T g: X [b, out] */
+      for (size_t s = 0; s < (size_t)b * (size_t)dg; s++) X[s] = (double)g[s];
+      lt_dsyrk_lower_t(dg, b, 1.0, X, dg, k->G[l], dg);
+    }
+  }
+}
+
+lt_status lt_kfac_compute(lt_ctx *ctx, lt_model *m, const lt_dataset *ds, int sampled,
+                          int global_batch, long max_samples, lt_kfac *k) {
+  long n_loc = ds->n;
+  if (max_samples > 0) {
+    long lim = lt_shard_count(max_samples, ctx->rank, ctx->size);
+    if (lim < n_loc) n_loc = lim;
+  }
+  LT_CHECK(ctx, lt_agree(ctx, check_args(ctx, m, ds, global_batch, n_loc, k)));
+  int chunk = global_batch >= ctx->size ? lt_local_batch(global_batch, ctx->rank, ctx->size) : 1;
+  if (chunk > m->max_batch) chunk = m->max_batch;
+  if (chunk < 1) chunk = 1;
+  int widest = m->in_dim + 1;
+  for (int l = 0; l < m->nlayers; l++) {
+    if (k->da[l] > widest) widest = k->da[l];
+    if (k->dg[l] > widest) widest = k->dg[l];
+  }
+  double *X = NULL;
+  float *gs = NULL;
+  int32_t *ys = NULL;
+  lt_status st = LT_OK;
+  if (lt_calloc_aligned((void **)&X, (size_t)chunk * (size_t)widest, sizeof(double)) != 0 ||
+      lt_calloc_aligned((void **)&gs, m->n_pad, sizeof(float)) != 0 ||
+      lt_calloc_aligned((void **)&ys, (size_t)chunk, sizeof(int32_t)) != 0)
+    st = lt_error_set(ctx, LT_ERR_MEM, __FILE__, __LINE__, __func__,
+                      "kfac: out of memory for the scratch (%d x %d doubles)", chunk, widest);
+  st = lt_agree(ctx, st);
+  if (st == LT_OK) {
+    for (int l = 0; l < k->nlayers; l++) {
+      memset(k->A[l], 0, (size_t)k->da[l] * k->da[l] * sizeof(double));
+      memset(k->G[l], 0, (size_t)k->dg[l] * k->dg[l] * sizeof(double));
+    }
+    accumulate(ctx, m, ds, sampled, chunk, n_loc, k, X, gs, ys);
+  }
+  lt_free(X);
+  lt_free(gs);
+  lt_free(ys);
+  LT_CHECK(ctx, st);
+  long n_glob = 0;
+  LT_CHECK_MPI(ctx, MPI_Allreduce(&n_loc, &n_glob, 1, MPI_LONG, MPI_SUM, ctx->comm));
+  double s = n_glob > 0 ? 1.0 / (double)n_glob : 0.0;
+  for (int l = 0; l < k->nlayers; l++) {
+    int dims[2] = {k->da[l], k->dg[l]};
+    double *F[2] = {k->A[l], k->G[l]};
+    for (int f = 0; f < 2; f++) {
+      size_t nn = (size_t)dims[f] * (size_t)dims[f];
+      LT_CHECK_MPI(ctx, MPI_Allreduce(MPI_IN_PLACE, F[f], (int)nn, MPI_DOUBLE, MPI_SUM, ctx->comm));
+      for (size_t i = 0; i < nn; i++) F[f][i] *= s;
+      lt_dsym_from_lower(F[f], dims[f], dims[f]);
+    }
+  }
+  return LT_OK;
+}
+
+void lt_kfac_axpby(lt_kfac *dst, double gamma, const lt_kfac *src) {
+  for (int l = 0; l < dst->nlayers; l++) {
+    size_t na = (size_t)dst->da[l] * dst->da[l], ng = (size_t)dst->dg[l] * dst->dg[l];
+    for (size_t i = 0; i < na; i++) dst->A[l][i] = gamma * dst->A[l][i] + src->A[l][i];
+    for (size_t i = 0; i < ng; i++) dst->G[l][i] = gamma * dst->G[l][i] + src->G[l][i];
+  }
+}
+
+static double mean_diag(const double *X, int n) {
+  double t = 0.0;
+  for (int i = 0; i < n; i++) t += X[(size_t)i * n + i];
+  return t / n;
+}
+
+void lt_kfac_damping(const lt_kfac *k, int l, double eps, lt_kfac_damp kind, double *addA,
+                     double *addG) {
+  double se = sqrt(eps), pi = 1.0;
+  if (kind == LT_KFAC_DAMP_PI) {
+    double ta = mean_diag(k->A[l], k->da[l]), tg = mean_diag(k->G[l], k->dg[l]);
+    if (ta > 0.0 && tg > 0.0) pi = sqrt(ta / tg);
+  }
+  *addA = pi * se;
+  *addG = se / pi;
+}
+
+/* Damped inverse of one factor X [n x n] (+ add I) into inv, and optionally
+ * the Cholesky factor of that inverse into chol. */
+static lt_status damped_inverse(lt_ctx *ctx, lt_pgrid *g, int nb, const double *X, int n,
+                                double add, double *inv, double *chol) {
+  lt_pmat *pm = NULL;
+  LT_CHECK(ctx, lt_pmat_create(g, n, n, nb, &pm));
+  lt_pmat_set_full(pm, X, n); /* symmetric: row- and column-major agree */
+  lt_pmat_add_diag(pm, add);
+  lt_status st = lt_pinv_spd(pm);
+  if (st == LT_OK) st = lt_pmat_get_full(pm, inv, 1);
+  if (st == LT_OK && chol) {
+    lt_pmat_set_full(pm, inv, n);
+    st = lt_pchol(pm);
+    /* column-major lower L read row-major is L^T (upper): transpose into row-major L */
+    if (st == LT_OK) st = lt_pmat_get_full(pm, chol, 2);
+    if (st == LT_OK)
+      for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++) {
+          chol[(size_t)j * n + i] = chol[(size_t)i * n + j];
+          chol[(size_t)i * n + j] = 0.0;
+        }
+  }
+  lt_pmat_destroy(&pm);
+  LT_CHECK(ctx, st);
+  return LT_OK;
+}
+
+lt_status lt_kfac_inverses(lt_ctx *ctx, const lt_kfac *k, lt_pgrid *g, int nb, double eps,
+                           lt_kfac_damp kind, double *const *Ainv, double *const *Ginv,
+                           double *const *CA, double *const *CG) {
+  if (!(eps > 0.0) || !isfinite(eps))
+    LT_ERROR(ctx, LT_ERR_ARG, "kfac: damping %g, must be finite and > 0", eps);
+  for (int l = 0; l < k->nlayers; l++) {
+    double addA, addG;
+    lt_kfac_damping(k, l, eps, kind, &addA, &addG);
+    LT_CHECK(ctx, damped_inverse(ctx, g, nb, k->A[l], k->da[l], addA, Ainv[l], CA ? CA[l] : NULL));
+    LT_CHECK(ctx, damped_inverse(ctx, g, nb, k->G[l], k->dg[l], addG, Ginv[l], CG ? CG[l] : NULL));
+  }
+  return LT_OK;
+}
