@@ -72,4 +72,26 @@ LT_WUR lt_status lt_kfac_inverses(lt_ctx *ctx, const lt_kfac *k, lt_pgrid *g, in
 
 const char *lt_kfac_damp_name(lt_kfac_damp kind);
 
+/* ------------------------------------------------ layer matrices in the flat layout
+ * Wbar_l = [W_l | b_l] (out x (in+1)): entry (r, j < in) is theta[w_off + r in + j],
+ * entry (r, in) is theta[b_off + r]. */
+static inline size_t lt_kfac_index(const lt_layer *ly, int r, int j) {
+  return j < ly->in ? ly->w_off + (size_t)r * (size_t)ly->in + (size_t)j
+                    : ly->b_off + (size_t)r;
+}
+
+/* out[r][j] = theta(r, j) - anchor(r, j) (anchor NULL: 0), double, row-major [out x (in+1)]. */
+void lt_kfac_layer_get(const lt_layer *ly, const float *theta, const float *anchor, double *out);
+
+/* The rows of Wbar whose W entries (columns < in) lie in the flat range [lo, hi):
+ * [wrows[0], wrows[1]); those whose bias entry (column in) does: [brows[0], brows[1])
+ * (empty intervals have equal ends). */
+void lt_kfac_owned_rows(const lt_layer *ly, size_t lo, size_t hi, int wrows[2], int brows[2]);
+
+/* H[r0:r1, :] = L[r0:r1, :] X R for L [dg x dg], X [dg x da], R [da x da] (row-major
+ * doubles; H is [dg x da], only rows r0..r1-1 written), T scratch [(r1 - r0) x da]:
+ * two dgemms of (r1 - r0) dg da + (r1 - r0) da^2 multiply-adds. */
+void lt_kfac_sandwich_rows(double *H, double *T, const double *L, const double *X,
+                           const double *R, int dg, int da, int r0, int r1);
+
 #endif

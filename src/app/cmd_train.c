@@ -382,6 +382,10 @@ static lt_status setup_model(lt_ctx *ctx, train_run *r) {
   cc.refresh_damping = d->refresh_damping;
   cc.refresh_every = d->refresh_every;
   cc.refresh_steps = d->refresh_steps;
+  cc.kfac_lambda = d->kfac_lambda; /* K-FAC (issue 5) */
+  cc.kfac_gamma = d->kfac_gamma;
+  cc.kfac_damping = d->kfac_damping;
+  cc.kfac_block = d->kfac_block;
   LT_CHECK(ctx, lt_strategy_create(ctx, &cc, r->trainer, r->model->out_dim, &r->strat));
   return LT_OK;
 }

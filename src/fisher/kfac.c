@@ -214,3 +214,39 @@ lt_status lt_kfac_inverses(lt_ctx *ctx, const lt_kfac *k, lt_pgrid *g, int nb, d
   }
   return LT_OK;
 }
+
+void lt_kfac_layer_get(const lt_layer *ly, const float *theta, const float *anchor, double *out) {
+  int da = ly->in + 1;
+  for (int r = 0; r < ly->out; r++)
+    for (int j = 0; j < da; j++) {
+      size_t i = lt_kfac_index(ly, r, j);
+      out[(size_t)r * da + j] = (double)theta[i] - (anchor ? (double)anchor[i] : 0.0);
+    }
+}
+
+void lt_kfac_owned_rows(const lt_layer *ly, size_t lo, size_t hi, int wrows[2], int brows[2]) {
+  size_t in = (size_t)ly->in, w_end = ly->w_off + in * (size_t)ly->out;
+  size_t a = lo > ly->w_off ? lo : ly->w_off, b = hi < w_end ? hi : w_end;
+  wrows[0] = wrows[1] = 0;
+  if (a < b && in > 0) {
+    wrows[0] = (int)((a - ly->w_off) / in);
+    wrows[1] = (int)((b - 1 - ly->w_off) / in) + 1;
+  }
+  size_t b_end = ly->b_off + (size_t)ly->out;
+  a = lo > ly->b_off ? lo : ly->b_off;
+  b = hi < b_end ? hi : b_end;
+  brows[0] = brows[1] = 0;
+  if (a < b) {
+    brows[0] = (int)(a - ly->b_off);
+    brows[1] = (int)(b - ly->b_off);
+  }
+}
+
+void lt_kfac_sandwich_rows(double *H, double *T, const double *L, const double *X,
+                           const double *R, int dg, int da, int r0, int r1) {
+  int nr = r1 - r0;
+  if (nr <= 0) return;
+  /* T[nr, da] = L[r0:r1, dg] X[dg, da];  H[r0:r1, da] = T R[da, da] */
+  lt_dgemm(0, 0, nr, da, dg, 1.0, L + (size_t)r0 * dg, dg, X, da, 0.0, T, da);
+  lt_dgemm(0, 0, nr, da, da, 1.0, T, da, R, da, 0.0, H + (size_t)r0 * da, da);
+}
