@@ -646,7 +646,7 @@ static lt_status train_loop(lt_ctx *ctx, train_run *r, const lt_blas_info *blas)
                  "%d epoch %ld step %ld (global step %ld), penalty %s, replay %s, refresh %s. "
                  "Likely cause: a step too large for the penalty's stiffness (with SGD, "
                  "lr * lambda * max F above about 2) or for the data: lower [optim] lr = %g or "
-                 "[cl] ewc_lambda / si_c. Nothing was written after the last snapshot.",
+                 "[cl] ewc_lambda / si_c / kfac_lambda. Nothing was written after the last snapshot.",
                  stt.loss, stt.total, t + 1, e - t * E + 1, c->step + 1, c->global_step + 1,
                  lt_penalty_name((lt_penalty_kind)d->cl_penalty),
                  lt_replay_name((lt_replay_kind)d->cl_replay),

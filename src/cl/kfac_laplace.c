@@ -5,14 +5,21 @@
 #include <string.h>
 
 #include "lethe/checkpoint.h"
+#include "lethe/linalg.h"
 
 struct lt_kfl {
   lt_ctx *ctx;
   lt_trainer *t;
   double lambda, gamma;
+  int nb;
   lt_kfac *F;     /* running factors (replicated) */
   float *anchor;  /* [n_pad] theta* (replicated) */
-  double *dW, *T, *H; /* per-step workspaces, [max out x (in+1)] each */
+  /* per step, in float (sgemm: twice the double rate; the penalty's gradient is
+   * a float anyway): the factors' float copies, made when `done` changed (after a
+   * task end or a restart), and workspaces [max out x (in+1)] each */
+  float *Af[LT_MAX_LAYERS], *Gf[LT_MAX_LAYERS];
+  long conv_done;
+  float *dW, *T, *H;
 };
 
 lt_status lt_kfl_create(lt_ctx *ctx, const lt_cl_cfg *cfg, lt_trainer *t, lt_kfl **out) {
@@ -23,17 +30,23 @@ lt_status lt_kfl_create(lt_ctx *ctx, const lt_cl_cfg *cfg, lt_trainer *t, lt_kfl
   p->t = t;
   p->lambda = cfg->kfac_lambda;
   p->gamma = cfg->kfac_gamma;
+  p->nb = cfg->kfac_block;
   const lt_model *m = t->m;
   size_t big = 0;
   for (int l = 0; l < m->nlayers; l++) {
     size_t s = (size_t)m->layer[l].out * (size_t)(m->layer[l].in + 1);
     big = s > big ? s : big;
   }
+  p->conv_done = -1;
   lt_status st = lt_kfac_create(ctx, m, &p->F);
-  if (st == LT_OK && (lt_calloc_aligned((void **)&p->anchor, m->n_pad, sizeof(float)) != 0 ||
-                      lt_calloc_aligned((void **)&p->dW, big, sizeof(double)) != 0 ||
-                      lt_calloc_aligned((void **)&p->T, big, sizeof(double)) != 0 ||
-                      lt_calloc_aligned((void **)&p->H, big, sizeof(double)) != 0))
+  int ok = st == LT_OK;
+  for (int l = 0; l < m->nlayers && ok; l++)
+    ok = lt_calloc_aligned((void **)&p->Af[l], (size_t)p->F->da[l] * p->F->da[l], sizeof(float)) == 0 &&
+         lt_calloc_aligned((void **)&p->Gf[l], (size_t)p->F->dg[l] * p->F->dg[l], sizeof(float)) == 0;
+  if (st == LT_OK && (!ok || lt_calloc_aligned((void **)&p->anchor, m->n_pad, sizeof(float)) != 0 ||
+                      lt_calloc_aligned((void **)&p->dW, big, sizeof(float)) != 0 ||
+                      lt_calloc_aligned((void **)&p->T, big, sizeof(float)) != 0 ||
+                      lt_calloc_aligned((void **)&p->H, big, sizeof(float)) != 0))
     st = lt_error_set(ctx, LT_ERR_MEM, __FILE__, __LINE__, __func__,
                       "kfac: out of memory for the Laplace penalty's anchor and workspaces");
   if (st != LT_OK) {
@@ -47,6 +60,10 @@ lt_status lt_kfl_create(lt_ctx *ctx, const lt_cl_cfg *cfg, lt_trainer *t, lt_kfl
 void lt_kfl_destroy(lt_kfl **pp) {
   if (!pp || !*pp) return;
   lt_kfl *p = *pp;
+  for (int l = 0; l < LT_MAX_LAYERS; l++) {
+    lt_free(p->Af[l]);
+    lt_free(p->Gf[l]);
+  }
   lt_kfac_destroy(&p->F);
   lt_free(p->anchor);
   lt_free(p->dW);
@@ -56,10 +73,21 @@ void lt_kfl_destroy(lt_kfl **pp) {
   *pp = NULL;
 }
 
+static void to_float(float *dst, const double *src, size_t n) {
+  for (size_t i = 0; i < n; i++) dst[i] = (float)src[i];
+}
+
 double lt_kfl_eval(lt_kfl *p, long done, float *grad_owned) {
   if (done <= 0) return 0.0;
   const lt_model *m = p->t->m;
   const lt_shard *sh = &p->t->sh;
+  if (p->conv_done != done) {
+    for (int l = 0; l < m->nlayers; l++) {
+      to_float(p->Af[l], p->F->A[l], (size_t)p->F->da[l] * p->F->da[l]);
+      to_float(p->Gf[l], p->F->G[l], (size_t)p->F->dg[l] * p->F->dg[l]);
+    }
+    p->conv_done = done;
+  }
   size_t hi = sh->hi < m->n ? sh->hi : m->n;
   double s = 0.0;
   for (int l = 0; l < m->nlayers; l++) {
@@ -67,18 +95,24 @@ double lt_kfl_eval(lt_kfl *p, long done, float *grad_owned) {
     int iv[2][2], da = ly->in + 1, dg = ly->out;
     lt_kfac_owned_rows(ly, sh->lo, hi, iv[0], iv[1]);
     if (iv[0][0] == iv[0][1] && iv[1][0] == iv[1][1]) continue;
-    lt_kfac_layer_get(ly, m->theta, p->anchor, p->dW);
+    for (int r = 0; r < dg; r++) /* dW = Wbar - Wbar* */
+      for (int j = 0; j < da; j++) {
+        size_t i = lt_kfac_index(ly, r, j);
+        p->dW[(size_t)r * da + j] = m->theta[i] - p->anchor[i];
+      }
     for (int k = 0; k < 2; k++) { /* k = 0: W's columns 0..in-1, k = 1: the bias column */
-      if (iv[k][0] == iv[k][1]) continue;
-      lt_kfac_sandwich_rows(p->H, p->T, p->F->G[l], p->dW, p->F->A[l], dg, da, iv[k][0],
-                            iv[k][1]);
+      int r0 = iv[k][0], nr = iv[k][1] - iv[k][0];
+      if (nr == 0) continue;
+      /* T[nr, da] = G[r0:r0+nr, :] dW;  H[r0:r0+nr, :] = T A */
+      lt_sgemm(0, 0, nr, da, dg, 1.0f, p->Gf[l] + (size_t)r0 * dg, dg, p->dW, da, 0.0f, p->T, da);
+      lt_sgemm(0, 0, nr, da, da, 1.0f, p->T, da, p->Af[l], da, 0.0f, p->H + (size_t)r0 * da, da);
       int j0 = k == 0 ? 0 : ly->in, j1 = k == 0 ? ly->in : da;
-      for (int r = iv[k][0]; r < iv[k][1]; r++)
+      for (int r = r0; r < r0 + nr; r++)
         for (int j = j0; j < j1; j++) {
           size_t i = lt_kfac_index(ly, r, j);
           if (i < sh->lo || i >= hi) continue;
           double h = p->H[(size_t)r * da + j];
-          s += p->dW[(size_t)r * da + j] * h;
+          s += (double)p->dW[(size_t)r * da + j] * h;
           if (grad_owned) grad_owned[i - sh->lo] += (float)(p->lambda * h);
         }
     }
@@ -107,6 +141,44 @@ lt_status lt_kfl_ckpt_add(lt_kfl *p, struct lt_ckpt *ck) {
   return LT_OK;
 }
 
+lt_status lt_kfl_max_curvature(lt_kfl *p, double *mx) {
+  lt_ctx *ctx = p->ctx;
+  lt_pgrid *g = NULL;
+  LT_CHECK(ctx, lt_pgrid_create(ctx, 0, 0, &g));
+  lt_status st = LT_OK;
+  double best = 0.0, *w = NULL;
+  int widest = 1;
+  for (int l = 0; l < p->F->nlayers; l++) {
+    widest = p->F->da[l] > widest ? p->F->da[l] : widest;
+    widest = p->F->dg[l] > widest ? p->F->dg[l] : widest;
+  }
+  if (lt_calloc_aligned((void **)&w, (size_t)widest, sizeof(double)) != 0)
+    st = lt_error_set(ctx, LT_ERR_MEM, __FILE__, __LINE__, __func__,
+                      "kfac: out of memory for %d eigenvalues", widest);
+  st = lt_agree(ctx, st);
+  for (int l = 0; l < p->F->nlayers && st == LT_OK; l++) {
+    double top[2] = {0.0, 0.0};
+    const double *X[2] = {p->F->A[l], p->F->G[l]};
+    int dims[2] = {p->F->da[l], p->F->dg[l]};
+    for (int f = 0; f < 2 && st == LT_OK; f++) {
+      lt_pmat *pm = NULL;
+      st = lt_pmat_create(g, dims[f], dims[f], p->nb, &pm);
+      if (st == LT_OK) {
+        lt_pmat_set_full(pm, X[f], dims[f]);
+        st = lt_peigvals(pm, w);
+        top[f] = w[dims[f] - 1];
+      }
+      lt_pmat_destroy(&pm);
+    }
+    if (top[0] * top[1] > best) best = top[0] * top[1];
+  }
+  lt_free(w);
+  lt_pgrid_destroy(&g);
+  LT_CHECK(ctx, st);
+  *mx = best;
+  return LT_OK;
+}
+
 lt_kfac *lt_kfl_factors(lt_kfl *p) { return p->F; }
 float *lt_kfl_anchor(lt_kfl *p) { return p->anchor; }
 
@@ -117,5 +189,7 @@ size_t lt_kfl_bytes(const lt_kfl *p) {
     size_t s = (size_t)m->layer[l].out * (size_t)(m->layer[l].in + 1);
     big = s > big ? s : big;
   }
-  return sizeof(*p) + lt_kfac_bytes(p->F) + m->n_pad * sizeof(float) + 3 * big * sizeof(double);
+  /* double factors, their float copies, the anchor, three float workspaces */
+  return sizeof(*p) + lt_kfac_bytes(p->F) * 3 / 2 + m->n_pad * sizeof(float) +
+         3 * big * sizeof(float);
 }

@@ -38,6 +38,12 @@ void lt_kfl_end_task(lt_kfl *p, long done, const lt_kfac *Ft);
  * float64) and the anchor "/strategy/kfac/anchor" (replicated float32 [n]). */
 LT_WUR lt_status lt_kfl_ckpt_add(lt_kfl *p, struct lt_ckpt *ck);
 
+/* Largest curvature of the penalty per unit lambda: max over layers of
+ * lambda_max(G_l) lambda_max(A_l) (the largest eigenvalue of G_l (x) A_l), from
+ * ScaLAPACK's pdsyevd on a grid over ctx->comm with block size cfg->kfac_block.
+ * Collective. */
+LT_WUR lt_status lt_kfl_max_curvature(lt_kfl *p, double *mx);
+
 lt_kfac *lt_kfl_factors(lt_kfl *p);
 float *lt_kfl_anchor(lt_kfl *p); /* [n_pad] */
 size_t lt_kfl_bytes(const lt_kfl *p);

@@ -344,6 +344,25 @@ static lt_status log_stiffness(lt_strategy *s, int task) {
   return LT_OK;
 }
 
+/* K-FAC Laplace: the penalty's largest curvature is lambda lambda_max(G) lambda_max(A). */
+static lt_status log_kfac_stiffness(lt_strategy *s, int task) {
+  lt_ctx *ctx = s->ctx;
+  double mx = 0.0;
+  LT_CHECK(ctx, lt_kfl_max_curvature(s->kfl, &mx));
+  double v = lt_optim_current_lr(s->t->opt) * s->cfg.kfac_lambda * mx;
+  lt_log(ctx, LT_LOG_INFO,
+         "cl: after task %d: kfac max lambda_max(G) lambda_max(A) = %.4g, lr * lambda * max = "
+         "%.4g\n",
+         task, mx, v);
+  if (v > 2.0)
+    lt_log(ctx, LT_LOG_QUIET,
+           "warning: cl: kfac is stiff after task %d: lr * kfac_lambda * max lambda_max(G) "
+           "lambda_max(A) = %.4g > 2, where plain SGD diverges; lower the learning rate or "
+           "cl.kfac_lambda\n",
+           task, v);
+  return LT_OK;
+}
+
 lt_status lt_strategy_end_task(lt_strategy *s, int task, const lt_dataset *train) {
   lt_ctx *ctx = s->ctx;
   const lt_cl_cfg *c = &s->cfg;
@@ -369,6 +388,7 @@ lt_status lt_strategy_end_task(lt_strategy *s, int task, const lt_dataset *train
   if (s->rf && s->F_task) lt_refresh_end_task(s->rf, s->F_task);
   s->cursor[CUR_DONE]++;
   if (s->pen) LT_CHECK(ctx, log_stiffness(s, task));
+  if (s->kfl) LT_CHECK(ctx, log_kfac_stiffness(s, task));
   return LT_OK;
 }
 
