@@ -33,12 +33,12 @@ mkdir -p "$runs/logs" results/cl
 # NAME DECK SEED LAMBDA
 plan=()
 for s in 1 2 3; do
-  plan+=("split_til_kfac-lambda1 split_til_kfac $s 1" "permuted_kfac-lambda0.1 permuted_kfac $s 0.1")
+  plan+=("split_til_kfac-lambda0.3 split_til_kfac $s 0.3" "permuted_kfac-lambda0.3 permuted_kfac $s 0.3")
 done
 for s in 1 2 3; do
-  plan+=("split_til_kfac-lambda0.3 split_til_kfac $s 0.3" "split_til_kfac-lambda3 split_til_kfac $s 3")
+  plan+=("split_til_kfac-lambda0.1 split_til_kfac $s 0.1" "split_til_kfac-lambda1 split_til_kfac $s 1")
 done
-plan+=("permuted_kfac-lambda0.03 permuted_kfac 1 0.03" "permuted_kfac-lambda0.3 permuted_kfac 1 0.3")
+plan+=("permuted_kfac-lambda0.1 permuted_kfac 1 0.1" "permuted_kfac-lambda1 permuted_kfac 1 1")
 
 done_tasks() { # RUN_DIR -> tasks_trained (0 if none)
   /usr/bin/python3 - "$1/metrics.h5" <<'PY' 2>/dev/null || echo 0
@@ -73,6 +73,15 @@ fi
 /usr/bin/python3 - "$runs" results/cl/summary.md results/cl/kfac_summary.md "$(git rev-parse --short=12 HEAD)" "$np" <<'PY'
 import glob, math, os, re, sys, h5py
 runs, base, out, rev, np_ = sys.argv[1:6]
+revs = set()
+for d in glob.glob(f"{runs}/*kfac*-s[0-9]*"):
+    try:
+        with h5py.File(os.path.join(d, "metrics.h5"), "r") as f:
+            v = f.attrs.get("git_revision")
+            revs.add(v.decode() if isinstance(v, bytes) else str(v))
+    except Exception:
+        pass
+if revs: rev = ", ".join(sorted(revs))
 def attrs(d):
     try:
         with h5py.File(os.path.join(d, "metrics.h5"), "r") as f:
@@ -108,17 +117,18 @@ L = ["# K-FAC Laplace beside EWC and online EWC (Fashion-MNIST, MLP 784-400-400-
      "1 BLIS thread). Percent, mean ± sample std over the complete seeds (n). The EWC,",
      "online EWC and naive rows are copied from results/cl/summary.md (jobs/cl_study.sh, same",
      "decks but for the penalty: same data, model, SGD, batch, epochs, seeds).",
-     "K-FAC factors: the true Fisher (sampled labels) over each whole task, online (gamma 1).", "",
+     "K-FAC factors: the true Fisher (sampled labels) over each whole task, online (gamma 1:",
+     "G the sum over tasks, A the mean).", "",
      "## Split Fashion-MNIST, task-IL training (5 tasks x 2 classes, SGD lr 0.01)", "", hdr]
 L += base_rows(r"\| task-IL training: (naive|EWC|online EWC)")
-L.append(row("split_til_kfac-lambda1", "task-IL training: K-FAC Laplace, lambda 1", 5))
+L.append(row("split_til_kfac-lambda0.3", "task-IL training: K-FAC Laplace, lambda 0.3", 5))
 L += ["", "## Permuted Fashion-MNIST (10 tasks, SGD lr 0.1)", "", hdr]
 L += base_rows(r"\| (naive|EWC, lambda|online EWC)")
-L.append(row("permuted_kfac-lambda0.1", "K-FAC Laplace, lambda 0.1", 10))
+L.append(row("permuted_kfac-lambda0.3", "K-FAC Laplace, lambda 0.3", 10))
 L += ["", "## K-FAC lambda grid (split: seeds 1-3; permuted: seed 1)", "", hdr]
-for lam in ["0.3", "1", "3"]:
+for lam in ["0.1", "0.3", "1"]:
     L.append(row(f"split_til_kfac-lambda{lam}", f"split task-IL, K-FAC lambda {lam}", 5))
-for lam in ["0.03", "0.1", "0.3"]:
+for lam in ["0.1", "0.3", "1"]:
     L.append(row(f"permuted_kfac-lambda{lam}", f"permuted, K-FAC lambda {lam}", 10))
 open(out, "w").write("\n".join(L) + "\n")
 print("\n".join(L))

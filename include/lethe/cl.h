@@ -48,7 +48,7 @@ typedef struct {
   int refresh_every, refresh_steps;
   /* K-FAC (Laplace penalty and the refresh kfac form; src/cl/kfac_laplace.c) */
   double kfac_lambda;         /* (lambda/2) sum_l tr(dW_l^T G_l dW_l A_l) */
-  double kfac_gamma;          /* online factors: A <- gamma A + A_t, G <- gamma G + G_t */
+  double kfac_gamma;          /* online factors: G <- gamma G + G_t, A the decayed mean */
   int kfac_damping;           /* lt_kfac_damp of the inverted factors (refresh kfac form) */
   int kfac_block;             /* ScaLAPACK block size */
 } lt_cl_cfg;

@@ -145,7 +145,8 @@ static const key_spec keys[] = {
     {"cl", "kfac_lambda", K_REAL, "100", 0, 1e9, 0, NULL, F(kfac_lambda),
      "K-FAC Laplace strength lambda: (lambda/2) sum_l tr(dW_l^T G_l dW_l A_l)"},
     {"cl", "kfac_gamma", K_REAL, "1", 0, 1, 0, NULL, F(kfac_gamma),
-     "K-FAC Laplace decay of the online factors: A <- gamma A + A_t, G <- gamma G + G_t"},
+     "K-FAC Laplace decay of the online factors: G <- gamma G + G_t, A <- (gamma w A + A_t) / "
+     "(gamma w + 1) (w <- gamma w + 1: A the decayed mean)"},
     {"cl", "kfac_damping", K_ENUM, "pi", 0, 0, 0, "pi|plain", F(kfac_damping),
      "damping of inverted K-FAC factors (refresh kfac form, lethe fisher): pi-balanced "
      "A + pi sqrt(eps) I, G + sqrt(eps)/pi I, or plain A + sqrt(eps) I, G + sqrt(eps) I"},
