@@ -33,10 +33,10 @@ mkdir -p "$runs/logs" results/cl
 # NAME DECK SEED LAMBDA
 plan=()
 for s in 1 2 3; do
-  plan+=("split_til_kfac-lambda0.3 split_til_kfac $s 0.3" "permuted_kfac-lambda0.3 permuted_kfac $s 0.3")
+  plan+=("split_til_kfac-lambda0.1 split_til_kfac $s 0.1" "permuted_kfac-lambda0.3 permuted_kfac $s 0.3")
 done
 for s in 1 2 3; do
-  plan+=("split_til_kfac-lambda0.1 split_til_kfac $s 0.1" "split_til_kfac-lambda1 split_til_kfac $s 1")
+  plan+=("split_til_kfac-lambda0.03 split_til_kfac $s 0.03" "split_til_kfac-lambda0.3 split_til_kfac $s 0.3")
 done
 plan+=("permuted_kfac-lambda0.1 permuted_kfac 1 0.1" "permuted_kfac-lambda1 permuted_kfac 1 1")
 
@@ -121,12 +121,12 @@ L = ["# K-FAC Laplace beside EWC and online EWC (Fashion-MNIST, MLP 784-400-400-
      "G the sum over tasks, A the mean).", "",
      "## Split Fashion-MNIST, task-IL training (5 tasks x 2 classes, SGD lr 0.01)", "", hdr]
 L += base_rows(r"\| task-IL training: (naive|EWC|online EWC)")
-L.append(row("split_til_kfac-lambda0.3", "task-IL training: K-FAC Laplace, lambda 0.3", 5))
+L.append(row("split_til_kfac-lambda0.1", "task-IL training: K-FAC Laplace, lambda 0.1", 5))
 L += ["", "## Permuted Fashion-MNIST (10 tasks, SGD lr 0.1)", "", hdr]
 L += base_rows(r"\| (naive|EWC, lambda|online EWC)")
 L.append(row("permuted_kfac-lambda0.3", "K-FAC Laplace, lambda 0.3", 10))
 L += ["", "## K-FAC lambda grid (split: seeds 1-3; permuted: seed 1)", "", hdr]
-for lam in ["0.1", "0.3", "1"]:
+for lam in ["0.03", "0.1", "0.3"]:
     L.append(row(f"split_til_kfac-lambda{lam}", f"split task-IL, K-FAC lambda {lam}", 5))
 for lam in ["0.1", "0.3", "1"]:
     L.append(row(f"permuted_kfac-lambda{lam}", f"permuted, K-FAC lambda {lam}", 10))

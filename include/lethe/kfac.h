@@ -54,6 +54,16 @@ size_t lt_kfac_bytes(const lt_kfac *k);
 LT_WUR lt_status lt_kfac_compute(lt_ctx *ctx, lt_model *m, const lt_dataset *ds, int sampled,
                                  int global_batch, long max_samples, lt_kfac *k);
 
+/* The exact Fisher of a block of layer `layer`'s Wbar: the weights (rows[i], cols[j])
+ * (cols[j] == in: the bias), vectorised row by row (index i nc + j), S = nr nc:
+ * F [S x S] = mean over the samples of v v^T, v = that block of one sample's
+ * gradient g a^T; the same samples, chunks and labels as lt_kfac_compute, so that
+ * G[rows, rows] (x) A[cols, cols] is its Kronecker approximation and its diagonal
+ * the diagonal Fisher's entries. Collective. */
+LT_WUR lt_status lt_kfac_exact_block(lt_ctx *ctx, lt_model *m, const lt_dataset *ds, int sampled,
+                                     int global_batch, long max_samples, int layer,
+                                     const int *rows, int nr, const int *cols, int nc, double *F);
+
 /* dst <- gamma dst + src (layer by layer; same shapes). */
 void lt_kfac_axpby(lt_kfac *dst, double gamma, const lt_kfac *src);
 

@@ -19,6 +19,8 @@ enum {
 LT_WUR lt_status lt_cmd_train(lt_ctx *ctx, const lt_blas_info *blas, int argc, char **argv,
                               int *code);
 LT_WUR lt_status lt_cmd_data(lt_ctx *ctx, int argc, char **argv);
+LT_WUR lt_status lt_cmd_fisher(lt_ctx *ctx, const lt_blas_info *blas, int argc, char **argv);
+void lt_usage_fisher(FILE *out); /* issue 5: K-FAC spectra and approximation errors */
 
 void lt_usage_train(FILE *out);
 void lt_usage_data(FILE *out);

@@ -125,11 +125,11 @@ void lt_kfl_end_task(lt_kfl *p, long done, const lt_kfac *Ft) {
    * sum, A the decayed mean, A <- (gamma w A + A_t) / (gamma w + 1) */
   double w = 0.0;
   for (long k = 0; k < done; k++) w = p->gamma * w + 1.0;
-  double keep = p->gamma * w, scale = 1.0 / (keep + 1.0);
+  double keepA = p->gamma * w, scale = 1.0 / (keepA + 1.0), keepG = done > 0 ? p->gamma : 0.0;
   for (int l = 0; l < p->F->nlayers; l++) {
     size_t na = (size_t)p->F->da[l] * p->F->da[l], ng = (size_t)p->F->dg[l] * p->F->dg[l];
-    for (size_t i = 0; i < na; i++) p->F->A[l][i] = (keep * p->F->A[l][i] + Ft->A[l][i]) * scale;
-    for (size_t i = 0; i < ng; i++) p->F->G[l][i] = keep * p->F->G[l][i] + Ft->G[l][i];
+    for (size_t i = 0; i < na; i++) p->F->A[l][i] = (keepA * p->F->A[l][i] + Ft->A[l][i]) * scale;
+    for (size_t i = 0; i < ng; i++) p->F->G[l][i] = keepG * p->F->G[l][i] + Ft->G[l][i];
   }
   memcpy(p->anchor, p->t->m->theta, p->t->m->n_pad * sizeof(float));
 }

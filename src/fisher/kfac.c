@@ -62,9 +62,13 @@ static lt_status check_args(lt_ctx *ctx, const lt_model *m, const lt_dataset *ds
   return LT_OK;
 }
 
-/* Local sums over this rank's rows (lower triangles), no communication. */
-static void accumulate(lt_ctx *ctx, lt_model *m, const lt_dataset *ds, int sampled, int chunk,
-                       long n_loc, lt_kfac *k, double *X, float *gscratch, int32_t *ys) {
+/* One pass over this rank's rows in chunks: forward, labels (true or sampled from
+ * the stream (seed, rank, LT_RNG_FISHER)), each row's own CE gradient (scale 1)
+ * backward, so that m->act[l] holds layer l's inputs and m->dz[l + 1] the rows'
+ * pre-activation gradients; then fn(user, m, rows). No communication. */
+typedef void (*chunk_fn)(void *user, const lt_model *m, int rows);
+static void chunk_pass(lt_ctx *ctx, lt_model *m, const lt_dataset *ds, int sampled, int chunk,
+                       long n_loc, float *gscratch, int32_t *ys, chunk_fn fn, void *user) {
   lt_rng r;
   lt_rng_seed(&r, ctx->seed, (uint64_t)ctx->rank, LT_RNG_FISHER);
   float *dl = m->dz[m->nlayers];
@@ -76,47 +80,66 @@ static void accumulate(lt_ctx *ctx, lt_model *m, const lt_dataset *ds, int sampl
       lt_fisher_sample_labels(ys, &r, logits, b, m->out_dim);
       y = ys;
     }
-    /* each row's own CE gradient (scale 1): the backward leaves g_n in dz[l] */
     (void)lt_softmax_xent(dl, NULL, logits, y, NULL, b, m->out_dim, 1.0f);
     lt_model_backward(m, dl, b, gscratch, 0.0f);
-    for (int l = 0; l < m->nlayers; l++) {
-      int da = k->da[l], dg = k->dg[l], in = da - 1;
-      const float *a = m->act[l], *g = m->dz[l + 1];
-      /* A += [a 1]^T [a 1]: X [b, in + 1] in double */
-      for (int s = 0; s < b; s++) {
-        double *xr = X + (size_t)s * (size_t)da;
-        for (int j = 0; j < in; j++) xr[j] = (double)a[(size_t)s * (size_t)in + (size_t)j];
-        xr[in] = 1.0;
-      }
-      lt_dsyrk_lower_t(da, b, 1.0, X, da, k->A[l], da);
-      /* G += g^T g: X [b, out] */
-      for (size_t s = 0; s < (size_t)b * (size_t)dg; s++) X[s] = (double)g[s];
-      lt_dsyrk_lower_t(dg, b, 1.0, X, dg, k->G[l], dg);
-    }
+    fn(user, m, b);
   }
+}
+
+typedef struct {
+  lt_kfac *k;
+  double *X; /* [chunk x widest] */
+} factor_acc;
+
+/* Lower triangles: A += [a 1]^T [a 1], G += g^T g over the chunk's rows (dsyrk, double). */
+static void factor_chunk(void *user, const lt_model *m, int b) {
+  factor_acc *fa = user;
+  lt_kfac *k = fa->k;
+  double *X = fa->X;
+  for (int l = 0; l < m->nlayers; l++) {
+    int da = k->da[l], dg = k->dg[l], in = da - 1;
+    const float *a = m->act[l], *g = m->dz[l + 1];
+    for (int s = 0; s < b; s++) {
+      double *xr = X + (size_t)s * (size_t)da;
+      for (int j = 0; j < in; j++) xr[j] = (double)a[(size_t)s * (size_t)in + (size_t)j];
+      xr[in] = 1.0;
+    }
+    lt_dsyrk_lower_t(da, b, 1.0, X, da, k->A[l], da);
+    for (size_t s = 0; s < (size_t)b * (size_t)dg; s++) X[s] = (double)g[s];
+    lt_dsyrk_lower_t(dg, b, 1.0, X, dg, k->G[l], dg);
+  }
+}
+
+/* Shared set-up of a pass: local row count, chunk size, agreed checks. */
+static lt_status pass_setup(lt_ctx *ctx, const lt_model *m, const lt_dataset *ds, int global_batch,
+                            long max_samples, const lt_kfac *k, long *n_loc, int *chunk) {
+  *n_loc = ds->n;
+  if (max_samples > 0) {
+    long lim = lt_shard_count(max_samples, ctx->rank, ctx->size);
+    if (lim < *n_loc) *n_loc = lim;
+  }
+  LT_CHECK(ctx, lt_agree(ctx, check_args(ctx, m, ds, global_batch, *n_loc, k)));
+  int c = global_batch >= ctx->size ? lt_local_batch(global_batch, ctx->rank, ctx->size) : 1;
+  if (c > m->max_batch) c = m->max_batch;
+  *chunk = c < 1 ? 1 : c;
+  return LT_OK;
 }
 
 lt_status lt_kfac_compute(lt_ctx *ctx, lt_model *m, const lt_dataset *ds, int sampled,
                           int global_batch, long max_samples, lt_kfac *k) {
-  long n_loc = ds->n;
-  if (max_samples > 0) {
-    long lim = lt_shard_count(max_samples, ctx->rank, ctx->size);
-    if (lim < n_loc) n_loc = lim;
-  }
-  LT_CHECK(ctx, lt_agree(ctx, check_args(ctx, m, ds, global_batch, n_loc, k)));
-  int chunk = global_batch >= ctx->size ? lt_local_batch(global_batch, ctx->rank, ctx->size) : 1;
-  if (chunk > m->max_batch) chunk = m->max_batch;
-  if (chunk < 1) chunk = 1;
-  int widest = m->in_dim + 1;
+  long n_loc;
+  int chunk;
+  LT_CHECK(ctx, pass_setup(ctx, m, ds, global_batch, max_samples, k, &n_loc, &chunk));
+  int widest = 1;
   for (int l = 0; l < m->nlayers; l++) {
     if (k->da[l] > widest) widest = k->da[l];
     if (k->dg[l] > widest) widest = k->dg[l];
   }
-  double *X = NULL;
+  factor_acc fa = {k, NULL};
   float *gs = NULL;
   int32_t *ys = NULL;
   lt_status st = LT_OK;
-  if (lt_calloc_aligned((void **)&X, (size_t)chunk * (size_t)widest, sizeof(double)) != 0 ||
+  if (lt_calloc_aligned((void **)&fa.X, (size_t)chunk * (size_t)widest, sizeof(double)) != 0 ||
       lt_calloc_aligned((void **)&gs, m->n_pad, sizeof(float)) != 0 ||
       lt_calloc_aligned((void **)&ys, (size_t)chunk, sizeof(int32_t)) != 0)
     st = lt_error_set(ctx, LT_ERR_MEM, __FILE__, __LINE__, __func__,
@@ -127,9 +150,9 @@ lt_status lt_kfac_compute(lt_ctx *ctx, lt_model *m, const lt_dataset *ds, int sa
       memset(k->A[l], 0, (size_t)k->da[l] * k->da[l] * sizeof(double));
       memset(k->G[l], 0, (size_t)k->dg[l] * k->dg[l] * sizeof(double));
     }
-    accumulate(ctx, m, ds, sampled, chunk, n_loc, k, X, gs, ys);
+    chunk_pass(ctx, m, ds, sampled, chunk, n_loc, gs, ys, factor_chunk, &fa);
   }
-  lt_free(X);
+  lt_free(fa.X);
   lt_free(gs);
   lt_free(ys);
   LT_CHECK(ctx, st);
@@ -146,6 +169,74 @@ lt_status lt_kfac_compute(lt_ctx *ctx, lt_model *m, const lt_dataset *ds, int sa
       lt_dsym_from_lower(F[f], dims[f], dims[f]);
     }
   }
+  return LT_OK;
+}
+
+typedef struct {
+  int layer, nr, nc;
+  const int *rows, *cols;
+  double *V; /* [chunk x nr nc] */
+  double *F; /* [nr nc]^2 lower */
+} block_acc;
+
+/* v_n = vec(g_n[rows] a_n[cols]^T) (a with its 1), F += sum_n v_n v_n^T. */
+static void block_chunk(void *user, const lt_model *m, int b) {
+  block_acc *ba = user;
+  const lt_layer *ly = &m->layer[ba->layer];
+  int in = ly->in, S = ba->nr * ba->nc;
+  const float *a = m->act[ba->layer], *g = m->dz[ba->layer + 1];
+  for (int s = 0; s < b; s++)
+    for (int i = 0; i < ba->nr; i++)
+      for (int j = 0; j < ba->nc; j++) {
+        double av = ba->cols[j] == in ? 1.0 : (double)a[(size_t)s * in + ba->cols[j]];
+        ba->V[(size_t)s * S + (size_t)i * ba->nc + j] =
+            (double)g[(size_t)s * ly->out + ba->rows[i]] * av;
+      }
+  lt_dsyrk_lower_t(S, b, 1.0, ba->V, S, ba->F, S);
+}
+
+lt_status lt_kfac_exact_block(lt_ctx *ctx, lt_model *m, const lt_dataset *ds, int sampled,
+                              int global_batch, long max_samples, int layer, const int *rows,
+                              int nr, const int *cols, int nc, double *F) {
+  if (layer < 0 || layer >= m->nlayers || nr < 1 || nc < 1)
+    LT_ERROR(ctx, LT_ERR_ARG, "kfac: block of %d x %d weights of layer %d (model has %d layers)",
+             nr, nc, layer + 1, m->nlayers);
+  for (int i = 0; i < nr; i++)
+    if (rows[i] < 0 || rows[i] >= m->layer[layer].out)
+      LT_ERROR(ctx, LT_ERR_ARG, "kfac: block row %d outside layer %d's %d rows", rows[i],
+               layer + 1, m->layer[layer].out);
+  for (int j = 0; j < nc; j++)
+    if (cols[j] < 0 || cols[j] > m->layer[layer].in)
+      LT_ERROR(ctx, LT_ERR_ARG, "kfac: block column %d outside layer %d's %d + 1 columns",
+               cols[j], layer + 1, m->layer[layer].in);
+  long n_loc;
+  int chunk, S = nr * nc;
+  lt_kfac dummy = {.nlayers = m->nlayers};
+  LT_CHECK(ctx, pass_setup(ctx, m, ds, global_batch, max_samples, &dummy, &n_loc, &chunk));
+  block_acc ba = {layer, nr, nc, rows, cols, NULL, F};
+  float *gs = NULL;
+  int32_t *ys = NULL;
+  lt_status st = LT_OK;
+  if (lt_calloc_aligned((void **)&ba.V, (size_t)chunk * (size_t)S, sizeof(double)) != 0 ||
+      lt_calloc_aligned((void **)&gs, m->n_pad, sizeof(float)) != 0 ||
+      lt_calloc_aligned((void **)&ys, (size_t)chunk, sizeof(int32_t)) != 0)
+    st = lt_error_set(ctx, LT_ERR_MEM, __FILE__, __LINE__, __func__,
+                      "kfac: out of memory for the block scratch (%d x %d doubles)", chunk, S);
+  st = lt_agree(ctx, st);
+  if (st == LT_OK) {
+    memset(F, 0, (size_t)S * S * sizeof(double));
+    chunk_pass(ctx, m, ds, sampled, chunk, n_loc, gs, ys, block_chunk, &ba);
+  }
+  lt_free(ba.V);
+  lt_free(gs);
+  lt_free(ys);
+  LT_CHECK(ctx, st);
+  long n_glob = 0;
+  LT_CHECK_MPI(ctx, MPI_Allreduce(&n_loc, &n_glob, 1, MPI_LONG, MPI_SUM, ctx->comm));
+  LT_CHECK_MPI(ctx, MPI_Allreduce(MPI_IN_PLACE, F, S * S, MPI_DOUBLE, MPI_SUM, ctx->comm));
+  double sc = n_glob > 0 ? 1.0 / (double)n_glob : 0.0;
+  for (size_t i = 0; i < (size_t)S * S; i++) F[i] *= sc;
+  lt_dsym_from_lower(F, S, S);
   return LT_OK;
 }
 

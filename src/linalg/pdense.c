@@ -4,6 +4,7 @@
 #include "lethe/pdense.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <blis.h>
@@ -248,8 +249,19 @@ lt_status lt_peigvals(lt_pmat *A, double *w) {
   if (g->in_grid) { /* workspace query, then the run */
     pdsyevd_("V", "L", &A->n, A->a, &one, &one, A->desc, w, Z->a, &one, &one, Z->desc, &wq,
              &lwork, &iq, &liwork, &info, 1, 1);
-    lwork = (int)wq + 1;
-    liwork = iq > 1 ? iq : 1;
+    /* Debian's ScaLAPACK 2.2 under-reports the workspace of pdsyevd's back-transform
+     * (PDORMTR then complains about argument 16, LWORK): take the larger of the query
+     * and the documented minimum, doubled, plus PDORMTR's own (NP + NQ + NB) NB */
+    int zero = 0, nb = A->nb;
+    int np = numroc_(&A->n, &nb, &g->myrow, &zero, &g->nprow);
+    int nq = numroc_(&A->n, &nb, &g->mycol, &zero, &g->npcol);
+    long tri = 3L * A->n + (long)nb * ((np + 1) > 3 ? (np + 1) : 3);
+    long docmin = 1L + 6L * A->n + 2L * np * nq;
+    docmin = (docmin > tri ? docmin : tri) + 2L * A->n;
+    long want = (long)wq > docmin ? (long)wq : docmin;
+    want = 2 * want + (long)(np + nq + nb) * nb;
+    lwork = want > INT32_MAX ? INT32_MAX : (int)want;
+    liwork = iq > 7 * A->n + 8 * g->npcol + 2 ? iq : 7 * A->n + 8 * g->npcol + 2;
     if (info == 0 && (lt_calloc_aligned((void **)&work, (size_t)lwork, sizeof(double)) != 0 ||
                       lt_calloc_aligned((void **)&iwork, (size_t)liwork, sizeof(int)) != 0))
       st = lt_error_set(ctx, LT_ERR_MEM, __FILE__, __LINE__, __func__,

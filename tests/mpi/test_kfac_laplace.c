@@ -38,7 +38,7 @@ typedef struct {
   int32_t y[NT];
 } run;
 
-static void run_create(run *r, double lambda, lt_penalty_kind pen) {
+static void run_create_g(run *r, double lambda, lt_penalty_kind pen, double gamma) {
   memset(r, 0, sizeof(*r));
   assert_int_equal(lt_ctx_create(MPI_COMM_WORLD, 9, &r->ctx), LT_OK);
   lt_model_cfg mc = {.in_dim = D, .nhidden = 1, .hidden = {H}, .out_dim = C, .act = LT_ACT_TANH,
@@ -54,6 +54,7 @@ static void run_create(run *r, double lambda, lt_penalty_kind pen) {
   lt_cl_cfg_default(&cc);
   cc.penalty = pen;
   cc.kfac_lambda = lambda;
+  cc.kfac_gamma = gamma;
   cc.fisher_mode = LT_FISHER_EMPIRICAL;
   cc.fisher_batch = GB;
   lt_test_agree_status(r->ctx, lt_strategy_create(r->ctx, &cc, r->t, C, &r->s));
@@ -62,6 +63,10 @@ static void run_create(run *r, double lambda, lt_penalty_kind pen) {
   for (int i = 0; i < NT * D; i++) r->x[i] = (float)(2.0 * lt_rng_uniform(&g) - 1.0);
   for (int i = 0; i < NT; i++) r->y[i] = (int32_t)lt_rng_below(&g, C);
   assert_int_equal(lt_test_shard(&r->ds, r->x, r->y, NT, D, C, r->ctx->rank, r->ctx->size), 0);
+}
+
+static void run_create(run *r, double lambda, lt_penalty_kind pen) {
+  run_create_g(r, lambda, pen, 1.0);
 }
 
 static void run_destroy(run *r) {
@@ -93,6 +98,77 @@ static double total_penalty(run *r) {
   return v;
 }
 
+/* (lambda/2) sum_l sum dW[a][j] G[a][b] dW[b][q] A[j][q], quadruple loop in double */
+static double brute(const lt_model *m, const float *anchor, double *const *A, double *const *G,
+                    double lambda) {
+  double want = 0.0;
+  for (int l = 0; l < m->nlayers; l++) {
+    const lt_layer *ly = &m->layer[l];
+    int da = ly->in + 1, dg = ly->out;
+    for (int a = 0; a < dg; a++)
+      for (int b = 0; b < dg; b++)
+        for (int j = 0; j < da; j++)
+          for (int q = 0; q < da; q++) {
+            size_t ia = lt_kfac_index(ly, a, j), ib = lt_kfac_index(ly, b, q);
+            double dwa = (double)m->theta[ia] - anchor[ia], dwb = (double)m->theta[ib] - anchor[ib];
+            want += dwa * G[l][a * dg + b] * dwb * A[l][j * da + q];
+          }
+  }
+  return 0.5 * lambda * want;
+}
+
+/* Online factors over three tasks with gamma = 0.5: G = the decayed sum
+ * sum_t gamma^(2-t) G_t, A = the decayed mean sum_t gamma^(2-t) A_t / sum_t gamma^(2-t),
+ * anchor = theta at the last task end; each task's factors computed separately at
+ * its end (lt_kfac_compute on its data). Three tasks: the weights of the first
+ * two updates coincide for a sum and a mean, the third's do not. Tolerance as for
+ * the value above (float GEMMs): 1e-5 relative. */
+static void test_online_factors(void **state) {
+  (void)state;
+  run r;
+  const double lambda = 0.7, gamma = 0.5;
+  run_create_g(&r, lambda, LT_PEN_KFAC, gamma);
+  lt_model *m = r.m;
+  lt_kfac *kt = NULL, *want_k = NULL;
+  lt_test_agree_status(r.ctx, lt_kfac_create(r.ctx, m, &kt));
+  lt_test_agree_status(r.ctx, lt_kfac_create(r.ctx, m, &want_k)); /* zero */
+  double wsum = 0.0;
+  float xt[NT * D];
+  for (int t = 0; t < 3; t++) {
+    lt_dataset dt;
+    for (int i = 0; i < NT * D; i++) xt[i] = 0.5f * t + (1.0f + t) * r.x[i];
+    assert_int_equal(lt_test_shard(&dt, xt, r.y, NT, D, C, r.ctx->rank, r.ctx->size), 0);
+    for (size_t i = 0; i < m->n; i++) m->theta[i] *= 1.1f; /* task t's end point */
+    lt_test_agree_status(r.ctx, lt_strategy_begin_task(r.s, t, &dt));
+    lt_test_agree_status(r.ctx, lt_strategy_end_task(r.s, t, &dt));
+    lt_test_agree_status(r.ctx, lt_kfac_compute(r.ctx, m, &dt, 0, GB, 0, kt));
+    lt_test_shard_free(&dt);
+    for (int l = 0; l < m->nlayers; l++) { /* A: unnormalised decayed sum for now */
+      for (size_t i = 0; i < (size_t)kt->da[l] * kt->da[l]; i++)
+        want_k->A[l][i] = gamma * want_k->A[l][i] + kt->A[l][i];
+      for (size_t i = 0; i < (size_t)kt->dg[l] * kt->dg[l]; i++)
+        want_k->G[l][i] = gamma * want_k->G[l][i] + kt->G[l][i];
+    }
+    wsum = gamma * wsum + 1.0;
+  }
+  for (int l = 0; l < m->nlayers; l++)
+    for (size_t i = 0; i < (size_t)kt->da[l] * kt->da[l]; i++) want_k->A[l][i] /= wsum;
+  float *anchor = calloc(m->n_pad, sizeof(float));
+  memcpy(anchor, m->theta, m->n_pad * sizeof(float));
+  lt_rng g;
+  lt_rng_seed(&g, 12, 0, LT_RNG_USER);
+  for (size_t i = 0; i < m->n; i++) m->theta[i] += (float)(0.2 * (lt_rng_uniform(&g) - 0.5));
+  double want = brute(m, anchor, want_k->A, want_k->G, lambda), got = total_penalty(&r);
+  lt_test_checker c = {0};
+  if (!(fabs(got - want) <= 1e-5 * fabs(want)) || !(want > 1e-4))
+    lt_test_fail_at(&c, "three tasks, gamma 0.5: penalty %.17g, expected %.17g", got, want);
+  lt_test_agree(r.ctx->comm, &c);
+  free(anchor);
+  lt_kfac_destroy(&kt);
+  lt_kfac_destroy(&want_k);
+  run_destroy(&r);
+}
+
 static void test_value_and_gradient(void **state) {
   (void)state;
   run r;
@@ -110,21 +186,7 @@ static void test_value_and_gradient(void **state) {
   lt_rng_seed(&g, 11, 0, LT_RNG_USER);
   for (size_t i = 0; i < m->n; i++) m->theta[i] += (float)(0.2 * (lt_rng_uniform(&g) - 0.5));
 
-  /* brute-force value */
-  double want = 0.0;
-  for (int l = 0; l < m->nlayers; l++) {
-    const lt_layer *ly = &m->layer[l];
-    int da = ly->in + 1, dg = ly->out;
-    for (int a = 0; a < dg; a++)
-      for (int b = 0; b < dg; b++)
-        for (int j = 0; j < da; j++)
-          for (int q = 0; q < da; q++) {
-            size_t ia = lt_kfac_index(ly, a, j), ib = lt_kfac_index(ly, b, q);
-            double dwa = (double)m->theta[ia] - anchor[ia], dwb = (double)m->theta[ib] - anchor[ib];
-            want += dwa * k->G[l][a * dg + b] * dwb * k->A[l][j * da + q];
-          }
-  }
-  want *= 0.5 * lambda;
+  double want = brute(m, anchor, k->A, k->G, lambda);
   double got = total_penalty(&r);
   lt_test_checker c = {0};
   if (!(fabs(got - want) <= 1e-5 * fabs(want)) || !(want > 1e-4))
@@ -185,6 +247,7 @@ int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_value_and_gradient),
       cmocka_unit_test(test_lambda0_is_naive),
+      cmocka_unit_test(test_online_factors),
   };
   return lt_test_mpi_main(argc, argv, "kfac_laplace", tests, sizeof(tests) / sizeof(tests[0]));
 }

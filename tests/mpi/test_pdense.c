@@ -147,7 +147,7 @@ static void test_grids(void **state) {
   (void)state;
   lt_ctx *ctx = lt_test_ctx();
   int grids[][2] = {{0, 0}, {1, 1}, {1, 2}, {2, 1}, {2, 2}};
-  int sizes[][2] = {{37, 8}, {70, 16}, {5, 4}, {1, 3}};
+  int sizes[][2] = {{37, 8}, {70, 16}, {5, 4}, {1, 3}, {131, 64}};
   lt_test_checker c = {0};
   for (size_t k = 0; k < sizeof(grids) / sizeof(grids[0]); k++) {
     if (grids[k][0] * grids[k][1] > ctx->size) continue;
