@@ -90,6 +90,9 @@ static inline size_t lt_kfac_index(const lt_layer *ly, int r, int j) {
                     : ly->b_off + (size_t)r;
 }
 
+/* max over layers of out (in + 1): the size of the largest Wbar. */
+size_t lt_kfac_widest_layer(const lt_model *m);
+
 /* out[r][j] = theta(r, j) - anchor(r, j) (anchor NULL: 0), double, row-major [out x (in+1)]. */
 void lt_kfac_layer_get(const lt_layer *ly, const float *theta, const float *anchor, double *out);
 

@@ -32,11 +32,7 @@ lt_status lt_kfl_create(lt_ctx *ctx, const lt_cl_cfg *cfg, lt_trainer *t, lt_kfl
   p->gamma = cfg->kfac_gamma;
   p->nb = cfg->kfac_block;
   const lt_model *m = t->m;
-  size_t big = 0;
-  for (int l = 0; l < m->nlayers; l++) {
-    size_t s = (size_t)m->layer[l].out * (size_t)(m->layer[l].in + 1);
-    big = s > big ? s : big;
-  }
+  size_t big = lt_kfac_widest_layer(m);
   p->conv_done = -1;
   lt_status st = lt_kfac_create(ctx, m, &p->F);
   int ok = st == LT_OK;
@@ -193,11 +189,7 @@ float *lt_kfl_anchor(lt_kfl *p) { return p->anchor; }
 
 size_t lt_kfl_bytes(const lt_kfl *p) {
   const lt_model *m = p->t->m;
-  size_t big = 0;
-  for (int l = 0; l < m->nlayers; l++) {
-    size_t s = (size_t)m->layer[l].out * (size_t)(m->layer[l].in + 1);
-    big = s > big ? s : big;
-  }
+  size_t big = lt_kfac_widest_layer(m);
   /* double factors, their float copies, the anchor, three float workspaces */
   return sizeof(*p) + lt_kfac_bytes(p->F) * 3 / 2 + m->n_pad * sizeof(float) +
          3 * big * sizeof(float);

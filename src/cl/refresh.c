@@ -277,11 +277,7 @@ size_t lt_refresh_bytes(const lt_refresh *r) {
   size_t b = sizeof(*r) + r->t->sh.slice * sizeof(float);
   if (r->K) { /* factors, 2 inverses and 2 Cholesky factors of each, gradient, workspaces */
     const lt_model *m = r->t->m;
-    size_t big = 0;
-    for (int l = 0; l < m->nlayers; l++) {
-      size_t s = (size_t)m->layer[l].out * (size_t)(m->layer[l].in + 1);
-      big = s > big ? s : big;
-    }
+    size_t big = lt_kfac_widest_layer(m);
     b += 3 * lt_kfac_bytes(r->K) + m->n_pad * sizeof(float) + 5 * big * sizeof(double);
   }
   return b;

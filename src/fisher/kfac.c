@@ -66,9 +66,10 @@ static lt_status check_args(lt_ctx *ctx, const lt_model *m, const lt_dataset *ds
  * the stream (seed, rank, LT_RNG_FISHER)), each row's own CE gradient (scale 1)
  * backward, so that m->act[l] holds layer l's inputs and m->dz[l + 1] the rows'
  * pre-activation gradients; then fn(user, m, rows). No communication. */
-typedef void (*chunk_fn)(void *user, const lt_model *m, int rows);
+typedef void (*chunk_fn)(void *user, const lt_model *m, int rows, double *X);
 static void chunk_pass(lt_ctx *ctx, lt_model *m, const lt_dataset *ds, int sampled, int chunk,
-                       long n_loc, float *gscratch, int32_t *ys, chunk_fn fn, void *user) {
+                       long n_loc, float *gscratch, int32_t *ys, double *X, chunk_fn fn,
+                       void *user) {
   lt_rng r;
   lt_rng_seed(&r, ctx->seed, (uint64_t)ctx->rank, LT_RNG_FISHER);
   float *dl = m->dz[m->nlayers];
@@ -82,20 +83,14 @@ static void chunk_pass(lt_ctx *ctx, lt_model *m, const lt_dataset *ds, int sampl
     }
     (void)lt_softmax_xent(dl, NULL, logits, y, NULL, b, m->out_dim, 1.0f);
     lt_model_backward(m, dl, b, gscratch, 0.0f);
-    fn(user, m, b);
+    fn(user, m, b, X);
   }
 }
 
-typedef struct {
-  lt_kfac *k;
-  double *X; /* [chunk x widest] */
-} factor_acc;
-
-/* Lower triangles: A += [a 1]^T [a 1], G += g^T g over the chunk's rows (dsyrk, double). */
-static void factor_chunk(void *user, const lt_model *m, int b) {
-  factor_acc *fa = user;
-  lt_kfac *k = fa->k;
-  double *X = fa->X;
+/* Lower triangles: A += [a 1]^T [a 1], G += g^T g over the chunk's rows (dsyrk, double);
+ * X [chunk x max(in + 1, out)] scratch. */
+static void factor_chunk(void *user, const lt_model *m, int b, double *X) {
+  lt_kfac *k = user;
   for (int l = 0; l < m->nlayers; l++) {
     int da = k->da[l], dg = k->dg[l], in = da - 1;
     const float *a = m->act[l], *g = m->dz[l + 1];
@@ -110,54 +105,60 @@ static void factor_chunk(void *user, const lt_model *m, int b) {
   }
 }
 
-/* Shared set-up of a pass: local row count, chunk size, agreed checks. */
-static lt_status pass_setup(lt_ctx *ctx, const lt_model *m, const lt_dataset *ds, int global_batch,
-                            long max_samples, const lt_kfac *k, long *n_loc, int *chunk) {
-  *n_loc = ds->n;
+/* One collective pass: local rows (max_samples as lt_fisher_diag), agreed checks,
+ * scratch (X [chunk x width] doubles for fn), chunk_pass, and the global row count. */
+static lt_status run_pass(lt_ctx *ctx, lt_model *m, const lt_dataset *ds, int sampled,
+                          int global_batch, long max_samples, const lt_kfac *k, int width,
+                          chunk_fn fn, void *user, long *n_glob) {
+  long n_loc = ds->n;
   if (max_samples > 0) {
     long lim = lt_shard_count(max_samples, ctx->rank, ctx->size);
-    if (lim < *n_loc) *n_loc = lim;
+    if (lim < n_loc) n_loc = lim;
   }
-  LT_CHECK(ctx, lt_agree(ctx, check_args(ctx, m, ds, global_batch, *n_loc, k)));
-  int c = global_batch >= ctx->size ? lt_local_batch(global_batch, ctx->rank, ctx->size) : 1;
-  if (c > m->max_batch) c = m->max_batch;
-  *chunk = c < 1 ? 1 : c;
+  LT_CHECK(ctx, lt_agree(ctx, check_args(ctx, m, ds, global_batch, n_loc, k)));
+  int chunk = global_batch >= ctx->size ? lt_local_batch(global_batch, ctx->rank, ctx->size) : 1;
+  if (chunk > m->max_batch) chunk = m->max_batch;
+  if (chunk < 1) chunk = 1;
+  double *X = NULL;
+  float *gs = NULL;
+  int32_t *ys = NULL;
+  lt_status st = LT_OK;
+  if (lt_calloc_aligned((void **)&X, (size_t)chunk * (size_t)width, sizeof(double)) != 0 ||
+      lt_calloc_aligned((void **)&gs, m->n_pad, sizeof(float)) != 0 ||
+      lt_calloc_aligned((void **)&ys, (size_t)chunk, sizeof(int32_t)) != 0)
+    st = lt_error_set(ctx, LT_ERR_MEM, __FILE__, __LINE__, __func__,
+                      "kfac: out of memory for the scratch (%d x %d doubles)", chunk, width);
+  st = lt_agree(ctx, st);
+  if (st == LT_OK) chunk_pass(ctx, m, ds, sampled, chunk, n_loc, gs, ys, X, fn, user);
+  lt_free(X);
+  lt_free(gs);
+  lt_free(ys);
+  LT_CHECK(ctx, st);
+  LT_CHECK_MPI(ctx, MPI_Allreduce(&n_loc, n_glob, 1, MPI_LONG, MPI_SUM, ctx->comm));
   return LT_OK;
+}
+
+size_t lt_kfac_widest_layer(const lt_model *m) {
+  size_t big = 0;
+  for (int l = 0; l < m->nlayers; l++) {
+    size_t s = (size_t)m->layer[l].out * (size_t)(m->layer[l].in + 1);
+    big = s > big ? s : big;
+  }
+  return big;
 }
 
 lt_status lt_kfac_compute(lt_ctx *ctx, lt_model *m, const lt_dataset *ds, int sampled,
                           int global_batch, long max_samples, lt_kfac *k) {
-  long n_loc;
-  int chunk;
-  LT_CHECK(ctx, pass_setup(ctx, m, ds, global_batch, max_samples, k, &n_loc, &chunk));
   int widest = 1;
-  for (int l = 0; l < m->nlayers; l++) {
+  for (int l = 0; l < k->nlayers; l++) {
     if (k->da[l] > widest) widest = k->da[l];
     if (k->dg[l] > widest) widest = k->dg[l];
+    memset(k->A[l], 0, (size_t)k->da[l] * k->da[l] * sizeof(double));
+    memset(k->G[l], 0, (size_t)k->dg[l] * k->dg[l] * sizeof(double));
   }
-  factor_acc fa = {k, NULL};
-  float *gs = NULL;
-  int32_t *ys = NULL;
-  lt_status st = LT_OK;
-  if (lt_calloc_aligned((void **)&fa.X, (size_t)chunk * (size_t)widest, sizeof(double)) != 0 ||
-      lt_calloc_aligned((void **)&gs, m->n_pad, sizeof(float)) != 0 ||
-      lt_calloc_aligned((void **)&ys, (size_t)chunk, sizeof(int32_t)) != 0)
-    st = lt_error_set(ctx, LT_ERR_MEM, __FILE__, __LINE__, __func__,
-                      "kfac: out of memory for the scratch (%d x %d doubles)", chunk, widest);
-  st = lt_agree(ctx, st);
-  if (st == LT_OK) {
-    for (int l = 0; l < k->nlayers; l++) {
-      memset(k->A[l], 0, (size_t)k->da[l] * k->da[l] * sizeof(double));
-      memset(k->G[l], 0, (size_t)k->dg[l] * k->dg[l] * sizeof(double));
-    }
-    chunk_pass(ctx, m, ds, sampled, chunk, n_loc, gs, ys, factor_chunk, &fa);
-  }
-  lt_free(fa.X);
-  lt_free(gs);
-  lt_free(ys);
-  LT_CHECK(ctx, st);
   long n_glob = 0;
-  LT_CHECK_MPI(ctx, MPI_Allreduce(&n_loc, &n_glob, 1, MPI_LONG, MPI_SUM, ctx->comm));
+  LT_CHECK(ctx, run_pass(ctx, m, ds, sampled, global_batch, max_samples, k, widest, factor_chunk,
+                         k, &n_glob));
   double s = n_glob > 0 ? 1.0 / (double)n_glob : 0.0;
   for (int l = 0; l < k->nlayers; l++) {
     int dims[2] = {k->da[l], k->dg[l]};
@@ -175,12 +176,11 @@ lt_status lt_kfac_compute(lt_ctx *ctx, lt_model *m, const lt_dataset *ds, int sa
 typedef struct {
   int layer, nr, nc;
   const int *rows, *cols;
-  double *V; /* [chunk x nr nc] */
   double *F; /* [nr nc]^2 lower */
 } block_acc;
 
-/* v_n = vec(g_n[rows] a_n[cols]^T) (a with its 1), F += sum_n v_n v_n^T. */
-static void block_chunk(void *user, const lt_model *m, int b) {
+/* v_n = vec(g_n[rows] a_n[cols]^T) (a with its 1) into V [chunk x nr nc], F += sum_n v_n v_n^T. */
+static void block_chunk(void *user, const lt_model *m, int b, double *V) {
   block_acc *ba = user;
   const lt_layer *ly = &m->layer[ba->layer];
   int in = ly->in, S = ba->nr * ba->nc;
@@ -189,10 +189,10 @@ static void block_chunk(void *user, const lt_model *m, int b) {
     for (int i = 0; i < ba->nr; i++)
       for (int j = 0; j < ba->nc; j++) {
         double av = ba->cols[j] == in ? 1.0 : (double)a[(size_t)s * in + ba->cols[j]];
-        ba->V[(size_t)s * S + (size_t)i * ba->nc + j] =
+        V[(size_t)s * S + (size_t)i * ba->nc + j] =
             (double)g[(size_t)s * ly->out + ba->rows[i]] * av;
       }
-  lt_dsyrk_lower_t(S, b, 1.0, ba->V, S, ba->F, S);
+  lt_dsyrk_lower_t(S, b, 1.0, V, S, ba->F, S);
 }
 
 lt_status lt_kfac_exact_block(lt_ctx *ctx, lt_model *m, const lt_dataset *ds, int sampled,
@@ -209,30 +209,13 @@ lt_status lt_kfac_exact_block(lt_ctx *ctx, lt_model *m, const lt_dataset *ds, in
     if (cols[j] < 0 || cols[j] > m->layer[layer].in)
       LT_ERROR(ctx, LT_ERR_ARG, "kfac: block column %d outside layer %d's %d + 1 columns",
                cols[j], layer + 1, m->layer[layer].in);
-  long n_loc;
-  int chunk, S = nr * nc;
+  int S = nr * nc;
   lt_kfac dummy = {.nlayers = m->nlayers};
-  LT_CHECK(ctx, pass_setup(ctx, m, ds, global_batch, max_samples, &dummy, &n_loc, &chunk));
-  block_acc ba = {layer, nr, nc, rows, cols, NULL, F};
-  float *gs = NULL;
-  int32_t *ys = NULL;
-  lt_status st = LT_OK;
-  if (lt_calloc_aligned((void **)&ba.V, (size_t)chunk * (size_t)S, sizeof(double)) != 0 ||
-      lt_calloc_aligned((void **)&gs, m->n_pad, sizeof(float)) != 0 ||
-      lt_calloc_aligned((void **)&ys, (size_t)chunk, sizeof(int32_t)) != 0)
-    st = lt_error_set(ctx, LT_ERR_MEM, __FILE__, __LINE__, __func__,
-                      "kfac: out of memory for the block scratch (%d x %d doubles)", chunk, S);
-  st = lt_agree(ctx, st);
-  if (st == LT_OK) {
-    memset(F, 0, (size_t)S * S * sizeof(double));
-    chunk_pass(ctx, m, ds, sampled, chunk, n_loc, gs, ys, block_chunk, &ba);
-  }
-  lt_free(ba.V);
-  lt_free(gs);
-  lt_free(ys);
-  LT_CHECK(ctx, st);
+  block_acc ba = {layer, nr, nc, rows, cols, F};
+  memset(F, 0, (size_t)S * S * sizeof(double));
   long n_glob = 0;
-  LT_CHECK_MPI(ctx, MPI_Allreduce(&n_loc, &n_glob, 1, MPI_LONG, MPI_SUM, ctx->comm));
+  LT_CHECK(ctx, run_pass(ctx, m, ds, sampled, global_batch, max_samples, &dummy, S, block_chunk,
+                         &ba, &n_glob));
   LT_CHECK_MPI(ctx, MPI_Allreduce(MPI_IN_PLACE, F, S * S, MPI_DOUBLE, MPI_SUM, ctx->comm));
   double sc = n_glob > 0 ? 1.0 / (double)n_glob : 0.0;
   for (size_t i = 0; i < (size_t)S * S; i++) F[i] *= sc;
