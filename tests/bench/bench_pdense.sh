@@ -11,7 +11,7 @@ sizes=("$@")
 export BLIS_NUM_THREADS=1 OMP_NUM_THREADS=1
 out=$build/bench_pdense.txt
 {
-  echo "K-FAC factor inversion (damped SPD matrix, pdpotrf + pdpotri) on $(nproc) core(s),"
+  echo "K-FAC factor inversion (damped SPD matrix, pdpotrf + pdpotri) on $(getconf _NPROCESSORS_ONLN) core(s),"
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg); 1 BLIS thread per rank; best of 2"
   echo
 } >"$out"
