@@ -92,7 +92,8 @@ def stat(xs):
     xs = [100 * x for x in xs]
     if not xs: return "-"
     m = sum(xs) / len(xs)
-    s = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
+    if len(xs) == 1: return f"{m:.1f}"
+    s = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
     return f"{m:.1f} ± {s:.1f}"
 def row(name, label, tasks):
     done, div = [], 0
@@ -105,12 +106,13 @@ def row(name, label, tasks):
     return f"| {label} | {n} | " + " | ".join(stat([a[c] for a in done]) for c in cols) + " |"
 hdr = ("| run | n | class-IL ACC | class-IL BWT | class-IL forgetting | task-IL ACC | task-IL BWT "
        "| task-IL forgetting |\n|---|--:|--:|--:|--:|--:|--:|--:|")
-def base_rows(pattern):
-    rows = []
+def base_rows(section, pattern):
+    rows, inside = [], False
     for line in open(base):
-        if re.match(pattern, line):
+        if line.startswith("## "): inside = line.startswith("## " + section)
+        if inside and re.match(pattern, line):
             c = [x.strip() for x in line.strip().strip("|").split("|")]
-            rows.append("| " + " | ".join(c[:8]) + " |  (results/cl/summary.md)")
+            rows.append("| " + c[0] + " (cl_study) | " + " | ".join(c[1:8]) + " |")
     return rows
 L = ["# K-FAC Laplace beside EWC and online EWC (Fashion-MNIST, MLP 784-400-400-10)", "",
      f"Written by `jobs/kfac_study.sh` from `{runs}/` (K-FAC runs: lethe git {rev}, {np_} ranks x "
@@ -120,10 +122,10 @@ L = ["# K-FAC Laplace beside EWC and online EWC (Fashion-MNIST, MLP 784-400-400-
      "K-FAC factors: the true Fisher (sampled labels) over each whole task, online (gamma 1:",
      "G the sum over tasks, A the mean).", "",
      "## Split Fashion-MNIST, task-IL training (5 tasks x 2 classes, SGD lr 0.01)", "", hdr]
-L += base_rows(r"\| task-IL training: (naive|EWC|online EWC)")
+L += base_rows("Split", r"\| task-IL training: (naive|EWC|online EWC)")
 L.append(row("split_til_kfac-lambda0.1", "task-IL training: K-FAC Laplace, lambda 0.1", 5))
 L += ["", "## Permuted Fashion-MNIST (10 tasks, SGD lr 0.1)", "", hdr]
-L += base_rows(r"\| (naive|EWC, lambda|online EWC)")
+L += base_rows("Permuted", r"\| (naive|EWC, lambda|online EWC)")
 L.append(row("permuted_kfac-lambda0.3", "K-FAC Laplace, lambda 0.3", 10))
 L += ["", "## K-FAC lambda grid (split: seeds 1-3; permuted: seed 1)", "", hdr]
 for lam in ["0.03", "0.1", "0.3"]:
