@@ -103,6 +103,8 @@ def row(name, label, tasks):
         elif a and int(a.get("tasks_trained", 0)) == tasks: done.append(a)
     cols = ["ACC", "BWT", "forgetting", "ACC_task_il", "BWT_task_il", "forgetting_task_il"]
     n = f"{len(done)}" + (f" (+{div} diverged)" if div else "")
+    if not done and not div:
+        return f"| {label} | 0 | not run yet |" + " |" * 5
     return f"| {label} | {n} | " + " | ".join(stat([a[c] for a in done]) for c in cols) + " |"
 hdr = ("| run | n | class-IL ACC | class-IL BWT | class-IL forgetting | task-IL ACC | task-IL BWT "
        "| task-IL forgetting |\n|---|--:|--:|--:|--:|--:|--:|--:|")
