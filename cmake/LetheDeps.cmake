@@ -46,6 +46,12 @@ if(NOT LETHE_SCALAPACK_LIB)
   message(FATAL_ERROR "lethe: ScaLAPACK not found. On Debian: apt-get install libscalapack-openmpi-dev")
 endif()
 
+# LAPACK (serial reference of the ScaLAPACK tests and benchmark; ScaLAPACK needs it anyway)
+find_library(LETHE_LAPACK_LIB NAMES lapack)
+if(NOT LETHE_LAPACK_LIB)
+  message(FATAL_ERROR "lethe: LAPACK not found. On Debian: apt-get install liblapack-dev")
+endif()
+
 # inih
 find_path(LETHE_INIH_INCLUDE ini.h)
 find_library(LETHE_INIH_LIB NAMES inih)

@@ -22,9 +22,9 @@
 #include "lethe/fisher.h"
 #include "lethe/trainer.h"
 
-typedef enum { LT_PEN_NONE = 0, LT_PEN_EWC, LT_PEN_ONLINE_EWC, LT_PEN_SI } lt_penalty_kind;
+typedef enum { LT_PEN_NONE = 0, LT_PEN_EWC, LT_PEN_ONLINE_EWC, LT_PEN_SI, LT_PEN_KFAC } lt_penalty_kind;
 typedef enum { LT_REPLAY_NONE = 0, LT_REPLAY_ER, LT_REPLAY_DER, LT_REPLAY_DERPP } lt_replay_kind;
-typedef enum { LT_REFRESH_OFF = 0, LT_REFRESH_CODE, LT_REFRESH_PAPER } lt_refresh_kind;
+typedef enum { LT_REFRESH_OFF = 0, LT_REFRESH_CODE, LT_REFRESH_PAPER, LT_REFRESH_KFAC } lt_refresh_kind;
 
 typedef struct {
   /* parameter space */
@@ -46,6 +46,11 @@ typedef struct {
   double refresh_delta, refresh_kappa, refresh_sigma; /* code form */
   double refresh_gamma, refresh_damping;              /* paper form */
   int refresh_every, refresh_steps;
+  /* K-FAC (Laplace penalty and the refresh kfac form; src/cl/kfac_laplace.c) */
+  double kfac_lambda;         /* (lambda/2) sum_l tr(dW_l^T G_l dW_l A_l) */
+  double kfac_gamma;          /* online factors: G <- gamma G + G_t, A the decayed mean */
+  int kfac_damping;           /* lt_kfac_damp of the inverted factors (refresh kfac form) */
+  int kfac_block;             /* ScaLAPACK block size */
 } lt_cl_cfg;
 
 /* Defaults: no penalty, no replay, no refresh; ewc_lambda 1, ewc_gamma 1;

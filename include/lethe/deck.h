@@ -69,6 +69,11 @@ typedef struct {
   long buffer_size;
   int replay_batch;
   double der_alpha, derpp_beta;
+  /* [cl] K-FAC (issue 5: K-FAC Laplace penalty, refresh kfac form, lethe fisher) */
+  double kfac_lambda, kfac_gamma;
+  int kfac_damping;          /* lt_kfac_damp */
+  int kfac_block;
+  int kfac_block_sample;     /* lethe fisher: side of the random weight block */
   /* [refresh] */
   int refresh;               /* lt_refresh_kind */
   double refresh_delta, refresh_kappa, refresh_sigma, refresh_gamma, refresh_damping;

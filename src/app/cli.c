@@ -19,6 +19,7 @@ static void usage(FILE *out) {
           "  lethe data import-idx IMAGES LABELS [TEST_IMAGES TEST_LABELS] OUT.h5 [--name NAME]\n"
           "  lethe data info FILE.h5\n"
           "  lethe report RUN_DIR|FILE.h5 [RUN_DIR ...]\n"
+          "  lethe fisher DECK.ini --from RUN_DIR|SNAPSHOT.h5 [--out FILE.h5] [--samples N]\n"
           "  lethe --version | --help | train --help\n"
           "\n"
           "Run under MPI: mpirun -n 2 lethe train input/quickstart.ini\n"
@@ -74,6 +75,14 @@ int lt_main(int argc, char **argv) {
       if (ctx->rank == 0) lt_usage_report(stdout);
     } else {
       st = lt_cmd_report(ctx, argc - 1, argv + 1);
+    }
+  } else if (strcmp(cmd, "fisher") == 0) { /* issue 5 */
+    if (argc > 2 && is_help(argv[2])) {
+      if (ctx->rank == 0) lt_usage_fisher(stdout);
+    } else {
+      lt_blas_info blas;
+      lt_blas_setup(&blas);
+      st = lt_cmd_fisher(ctx, &blas, argc - 1, argv + 1);
     }
   } else if (strcmp(cmd, "data") == 0) {
     if (argc > 2 && is_help(argv[2])) {

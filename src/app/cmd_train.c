@@ -338,6 +338,10 @@ static lt_status setup_model(lt_ctx *ctx, train_run *r) {
   cc.refresh_damping = d->refresh_damping;
   cc.refresh_every = d->refresh_every;
   cc.refresh_steps = d->refresh_steps;
+  cc.kfac_lambda = d->kfac_lambda; /* K-FAC (issue 5) */
+  cc.kfac_gamma = d->kfac_gamma;
+  cc.kfac_damping = d->kfac_damping;
+  cc.kfac_block = d->kfac_block;
   LT_CHECK(ctx, lt_strategy_create(ctx, &cc, r->trainer, r->model->out_dim, &r->strat));
   if (r->grow) LT_CHECK(ctx, lt_train_grow_attach(r->grow, r->model, r->trainer));
   return LT_OK;
@@ -640,7 +644,8 @@ static lt_status train_loop(lt_ctx *ctx, train_run *r, const lt_blas_info *blas)
                  "%d epoch %ld step %ld (global step %ld), penalty %s, replay %s, refresh %s. "
                  "Likely cause: a step too large for the penalty's stiffness (with SGD, "
                  "lr * lambda * max F above about 2) or for the data: lower [optim] lr = %g or "
-                 "[cl] ewc_lambda / si_c. Nothing was written after the last snapshot.",
+                 "[cl] ewc_lambda / si_c / kfac_lambda. Nothing was written after the last "
+                 "snapshot.",
                  stt.loss, stt.total, t + 1, e - e0 + 1, c->step + 1, c->global_step + 1,
                  lt_penalty_name((lt_penalty_kind)d->cl_penalty),
                  lt_replay_name((lt_replay_kind)d->cl_replay),

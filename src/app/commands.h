@@ -22,6 +22,8 @@ LT_WUR lt_status lt_cmd_data(lt_ctx *ctx, int argc, char **argv);
 /* lethe unlearn (cmd_unlearn.c): handles --help and the BLIS set-up itself */
 LT_WUR lt_status lt_cmd_unlearn(lt_ctx *ctx, int argc, char **argv);
 void lt_usage_unlearn(FILE *out);
+LT_WUR lt_status lt_cmd_fisher(lt_ctx *ctx, const lt_blas_info *blas, int argc, char **argv);
+void lt_usage_fisher(FILE *out); /* issue 5: K-FAC spectra and approximation errors */
 
 void lt_usage_train(FILE *out);
 void lt_usage_data(FILE *out);

@@ -114,8 +114,8 @@ static const key_spec keys[] = {
     {"scenario", "angles", K_REALLIST, "0,30,60,90,120", -3600, 3600, 0, NULL, F(angles),
      "rotated: one angle in degrees per task (counter-clockwise)", F(nangles)},
 
-    {"cl", "penalty", K_ENUM, "none", 0, 0, 0, "none|ewc|online_ewc|si", F(cl_penalty),
-     "parameter-space term: EWC (one Fisher per past task), online EWC, SI"},
+    {"cl", "penalty", K_ENUM, "none", 0, 0, 0, "none|ewc|online_ewc|si|kfac", F(cl_penalty),
+     "parameter-space term: EWC (one Fisher per past task), online EWC, SI, K-FAC Laplace"},
     {"cl", "replay", K_ENUM, "none", 0, 0, 0, "none|er|der|derpp", F(cl_replay),
      "output-space term: experience replay, DER (logits), DER++ (logits + labels)"},
     {"cl", "joint", K_BOOL, "false", 0, 0, 0, NULL, F(cl_joint),
@@ -141,17 +141,30 @@ static const key_spec keys[] = {
      "DER/DER++: alpha * ||f(x') - z'||^2 (squared error summed over classes)"},
     {"cl", "derpp_beta", K_REAL, "0.5", 0, 1e6, 0, NULL, F(derpp_beta),
      "DER++: beta * CE on a second buffer minibatch"},
+    /* K-FAC (issue 5) */
+    {"cl", "kfac_lambda", K_REAL, "100", 0, 1e9, 0, NULL, F(kfac_lambda),
+     "K-FAC Laplace strength lambda: (lambda/2) sum_l tr(dW_l^T G_l dW_l A_l)"},
+    {"cl", "kfac_gamma", K_REAL, "1", 0, 1, 0, NULL, F(kfac_gamma),
+     "K-FAC Laplace decay of the online factors: G <- gamma G + G_t, A <- (gamma w A + A_t) / "
+     "(gamma w + 1) (w <- gamma w + 1: A the decayed mean)"},
+    {"cl", "kfac_damping", K_ENUM, "pi", 0, 0, 0, "pi|plain", F(kfac_damping),
+     "damping of inverted K-FAC factors (refresh kfac form, lethe fisher): pi-balanced "
+     "A + pi sqrt(eps) I, G + sqrt(eps)/pi I, or plain A + sqrt(eps) I, G + sqrt(eps) I"},
+    {"cl", "kfac_block", K_INT, "64", 1, 1 << 16, 0, NULL, F(kfac_block),
+     "ScaLAPACK block size of the K-FAC factors (block-cyclic layout)"},
+    {"cl", "kfac_block_sample", K_INT, "24", 2, 512, 0, NULL, F(kfac_block_sample),
+     "lethe fisher: rows and columns of the random weight block of the exact Fisher"},
 
-    {"refresh", "kind", K_ENUM, "off", 0, 0, 0, "off|code|paper", F(refresh),
-     "refresh learning (unlearn step before each relearn step): the authors' code form or the "
-     "paper's Langevin form"},
+    {"refresh", "kind", K_ENUM, "off", 0, 0, 0, "off|code|paper|kfac", F(refresh),
+     "refresh learning (unlearn step before each relearn step): the authors' code form, the "
+     "paper's Langevin form, or that form with the K-FAC Fisher (G^-1 grad_W A^-1)"},
     {"refresh", "delta", K_REAL, "1e-5", 0, 10, 0, NULL, F(refresh_delta), "code form: step size"},
     {"refresh", "kappa", K_REAL, "1e-3", 0, 1e9, 0, NULL, F(refresh_kappa),
      "code form: Fisher preconditioning 1 / (1 + kappa F)"},
     {"refresh", "sigma", K_REAL, "1e-3", 0, 1e3, 0, NULL, F(refresh_sigma), "code form: noise scale"},
     {"refresh", "gamma", K_REAL, "1e-6", 0, 10, 0, NULL, F(refresh_gamma), "paper form: step size"},
     {"refresh", "damping", K_REAL, "1", 0, 1e9, 1, NULL, F(refresh_damping),
-     "paper form: Fisher damping (F + damping)"},
+     "paper form: Fisher damping (F + damping); kfac form: eps of the damped factors"},
     {"refresh", "every", K_INT, "1", 1, 1e6, 0, NULL, F(refresh_every), "unlearn every N steps"},
     {"refresh", "steps", K_INT, "1", 1, 1000, 0, NULL, F(refresh_steps), "unlearn steps each time"},
 

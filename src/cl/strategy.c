@@ -4,6 +4,7 @@
 
 #include "lethe/checkpoint.h"
 #include "lethe/cl.h"
+#include "kfac_laplace.h"
 #include "penalty.h"
 #include "refresh.h"
 #include "replay.h"
@@ -20,6 +21,8 @@ struct lt_strategy {
   lt_replay *rb;   /* NULL: no replay */
   lt_refresh *rf;  /* NULL: no refresh */
   float *F_task;   /* [slice] Fisher of the task just ended (EWC kinds, refresh) */
+  lt_kfl *kfl;     /* NULL: no K-FAC Laplace penalty */
+  lt_kfac *kf_task; /* K-FAC factors of the task just ended (K-FAC penalty, refresh kfac) */
   int64_t cursor[CUR_N];
   uint64_t rb_state[6]; /* replay: count, seen, reservoir (key, ctr), sample (key, ctr) */
 };
@@ -47,6 +50,10 @@ void lt_cl_cfg_default(lt_cl_cfg *c) {
   c->refresh_damping = 1.0;
   c->refresh_every = 1;
   c->refresh_steps = 1;
+  c->kfac_lambda = 1.0;
+  c->kfac_gamma = 1.0;
+  c->kfac_damping = LT_KFAC_DAMP_PI;
+  c->kfac_block = 64;
 }
 
 const char *lt_penalty_name(lt_penalty_kind k) {
@@ -55,6 +62,7 @@ const char *lt_penalty_name(lt_penalty_kind k) {
   case LT_PEN_EWC: return "ewc";
   case LT_PEN_ONLINE_EWC: return "online_ewc";
   case LT_PEN_SI: return "si";
+  case LT_PEN_KFAC: return "kfac";
   }
   return "unknown";
 }
@@ -74,6 +82,7 @@ const char *lt_refresh_name(lt_refresh_kind k) {
   case LT_REFRESH_OFF: return "off";
   case LT_REFRESH_CODE: return "code";
   case LT_REFRESH_PAPER: return "paper";
+  case LT_REFRESH_KFAC: return "kfac";
   }
   return "unknown";
 }
@@ -90,13 +99,13 @@ static lt_status check_real(lt_ctx *ctx, const char *name, double v, double lo, 
 static lt_status check_cfg(lt_ctx *ctx, const lt_cl_cfg *c, const lt_trainer *t,
                            int num_classes) {
   const lt_model *m = t->m;
-  if ((unsigned)c->penalty > (unsigned)LT_PEN_SI)
-    LT_ERROR(ctx, LT_ERR_ARG, "cl.penalty = %d unknown (none, ewc, online_ewc, si)",
+  if ((unsigned)c->penalty > (unsigned)LT_PEN_KFAC)
+    LT_ERROR(ctx, LT_ERR_ARG, "cl.penalty = %d unknown (none, ewc, online_ewc, si, kfac)",
              (int)c->penalty);
   if ((unsigned)c->replay > (unsigned)LT_REPLAY_DERPP)
     LT_ERROR(ctx, LT_ERR_ARG, "cl.replay = %d unknown (none, er, der, derpp)", (int)c->replay);
-  if ((unsigned)c->refresh > (unsigned)LT_REFRESH_PAPER)
-    LT_ERROR(ctx, LT_ERR_ARG, "cl.refresh = %d unknown (off, code, paper)", (int)c->refresh);
+  if ((unsigned)c->refresh > (unsigned)LT_REFRESH_KFAC)
+    LT_ERROR(ctx, LT_ERR_ARG, "cl.refresh = %d unknown (off, code, paper, kfac)", (int)c->refresh);
   if (num_classes != m->out_dim)
     LT_ERROR(ctx, LT_ERR_ARG, "cl: %d classes, but the model has %d outputs", num_classes,
              m->out_dim);
@@ -136,7 +145,18 @@ static lt_status check_cfg(lt_ctx *ctx, const lt_cl_cfg *c, const lt_trainer *t,
     LT_CHECK(ctx, check_real(ctx, "refresh_kappa", c->refresh_kappa, 0.0, 0));
     LT_CHECK(ctx, check_real(ctx, "refresh_sigma", c->refresh_sigma, 0.0, 0));
   }
-  if (c->refresh == LT_REFRESH_PAPER) {
+  if (c->penalty == LT_PEN_KFAC || c->refresh == LT_REFRESH_KFAC) {
+    LT_CHECK(ctx, check_real(ctx, "kfac_lambda", c->kfac_lambda, 0.0, 0));
+    LT_CHECK(ctx, check_real(ctx, "kfac_gamma", c->kfac_gamma, 0.0, 0));
+    if (c->fisher_mode == LT_FISHER_BATCH_MEAN)
+      LT_ERROR(ctx, LT_ERR_ARG, "cl.fisher = batch_mean has no K-FAC factors: use empirical or "
+                                "sampled with cl.penalty = kfac or refresh.kind = kfac");
+    if (c->kfac_block < 1)
+      LT_ERROR(ctx, LT_ERR_ARG, "cl.kfac_block = %d: must be >= 1", c->kfac_block);
+    if ((unsigned)c->kfac_damping > (unsigned)LT_KFAC_DAMP_PLAIN)
+      LT_ERROR(ctx, LT_ERR_ARG, "cl.kfac_damping = %d unknown (pi, plain)", c->kfac_damping);
+  }
+  if (c->refresh == LT_REFRESH_PAPER || c->refresh == LT_REFRESH_KFAC) {
     LT_CHECK(ctx, check_real(ctx, "refresh_gamma", c->refresh_gamma, 0.0, 0));
     LT_CHECK(ctx, check_real(ctx, "refresh_damping", c->refresh_damping, 0.0, 1));
   }
@@ -151,6 +171,12 @@ static float *owned_theta(const lt_strategy *s) { return s->m->theta + s->t->sh.
 static lt_status pre_update(void *user, lt_trainer *t, double *penalty) {
   lt_strategy *s = user;
   const float *theta = owned_theta(s);
+  if (s->kfl) {
+    lt_timer_start(s->ctx, "kfac_penalty");
+    *penalty = lt_kfl_eval(s->kfl, (long)s->cursor[CUR_DONE], t->grad_owned);
+    lt_timer_stop(s->ctx, "kfac_penalty");
+    return LT_OK;
+  }
   lt_penalty_pre_step(s->pen, theta, t->grad_owned); /* SI: g before the penalty's */
   *penalty = lt_penalty_eval(s->pen, (long)s->cursor[CUR_DONE], theta, t->grad_owned);
   return LT_OK;
@@ -160,7 +186,7 @@ static lt_status post_update(void *user, lt_trainer *t, double *penalty) {
   (void)t;
   (void)penalty;
   lt_strategy *s = user;
-  lt_penalty_post_step(s->pen, owned_theta(s));
+  if (s->pen) lt_penalty_post_step(s->pen, owned_theta(s));
   return LT_OK;
 }
 
@@ -169,12 +195,17 @@ static lt_status strategy_build(lt_strategy *s) {
   const lt_cl_cfg *c = &s->cfg;
   const lt_shard *sh = &s->t->sh;
   size_t len = sh->hi < s->m->n ? sh->hi - sh->lo : (s->m->n > sh->lo ? s->m->n - sh->lo : 0);
-  if (c->penalty != LT_PEN_NONE) LT_CHECK(ctx, lt_penalty_create(ctx, c, sh->slice, len, &s->pen));
+  if (c->penalty == LT_PEN_KFAC) LT_CHECK(ctx, lt_kfl_create(ctx, c, s->t, &s->kfl));
+  else if (c->penalty != LT_PEN_NONE)
+    LT_CHECK(ctx, lt_penalty_create(ctx, c, sh->slice, len, &s->pen));
+  if (c->penalty == LT_PEN_KFAC || c->refresh == LT_REFRESH_KFAC)
+    LT_CHECK(ctx, lt_kfac_create(ctx, s->m, &s->kf_task));
   if (c->replay != LT_REPLAY_NONE)
     LT_CHECK(ctx, lt_replay_create(ctx, c->buffer_size, s->m->in_dim, s->num_classes,
                                    c->replay != LT_REPLAY_ER, &s->rb));
   if (c->refresh != LT_REFRESH_OFF) LT_CHECK(ctx, lt_refresh_create(ctx, c, s->t, &s->rf));
-  if (c->penalty == LT_PEN_EWC || c->penalty == LT_PEN_ONLINE_EWC || s->rf)
+  if (c->penalty == LT_PEN_EWC || c->penalty == LT_PEN_ONLINE_EWC ||
+      (s->rf && c->refresh != LT_REFRESH_KFAC))
     LT_CALLOC(ctx, s->F_task, sh->slice);
   return LT_OK;
 }
@@ -196,7 +227,7 @@ lt_status lt_strategy_create(lt_ctx *ctx, const lt_cl_cfg *cfg, lt_trainer *t, i
     lt_strategy_destroy(&s);
     return lt_error_trace(ctx, st, __FILE__, __LINE__, __func__);
   }
-  if (s->pen) {
+  if (s->pen || s->kfl) {
     t->pre_update = pre_update;
     t->post_update = post_update;
     t->hook_user = s;
@@ -217,6 +248,8 @@ void lt_strategy_destroy(lt_strategy **ps) {
     s->t->hook_user = NULL;
   }
   lt_penalty_destroy(&s->pen);
+  lt_kfl_destroy(&s->kfl);
+  lt_kfac_destroy(&s->kf_task);
   lt_replay_destroy(&s->rb);
   lt_refresh_destroy(&s->rf);
   lt_free(s->F_task);
@@ -311,6 +344,25 @@ static lt_status log_stiffness(lt_strategy *s, int task) {
   return LT_OK;
 }
 
+/* K-FAC Laplace: the penalty's largest curvature is lambda lambda_max(G) lambda_max(A). */
+static lt_status log_kfac_stiffness(lt_strategy *s, int task) {
+  lt_ctx *ctx = s->ctx;
+  double mx = 0.0;
+  LT_CHECK(ctx, lt_kfl_max_curvature(s->kfl, &mx));
+  double v = lt_optim_current_lr(s->t->opt) * s->cfg.kfac_lambda * mx;
+  lt_log(ctx, LT_LOG_INFO,
+         "cl: after task %d: kfac max lambda_max(G) lambda_max(A) = %.4g, lr * lambda * max = "
+         "%.4g\n",
+         task, mx, v);
+  if (v > 2.0)
+    lt_log(ctx, LT_LOG_QUIET,
+           "warning: cl: kfac is stiff after task %d: lr * kfac_lambda * max lambda_max(G) "
+           "lambda_max(A) = %.4g > 2, where plain SGD diverges; lower the learning rate or "
+           "cl.kfac_lambda\n",
+           task, v);
+  return LT_OK;
+}
+
 lt_status lt_strategy_end_task(lt_strategy *s, int task, const lt_dataset *train) {
   lt_ctx *ctx = s->ctx;
   const lt_cl_cfg *c = &s->cfg;
@@ -322,19 +374,29 @@ lt_status lt_strategy_end_task(lt_strategy *s, int task, const lt_dataset *train
     LT_CHECK(ctx, lt_fisher_diag(ctx, s->m, &s->t->sh, train, c->fisher_mode, c->fisher_batch,
                                  c->fisher_samples, s->F_task));
   }
+  if (s->kf_task) {
+    if (!train) LT_ERROR(ctx, LT_ERR_ARG, "cl: end of task %d needs its training data", task);
+    LT_CHECK(ctx, lt_kfac_compute(ctx, s->m, train, c->fisher_mode == LT_FISHER_SAMPLED,
+                                  c->fisher_batch, c->fisher_samples, s->kf_task));
+    if (s->kfl) lt_kfl_end_task(s->kfl, (long)s->cursor[CUR_DONE], s->kf_task);
+    if (s->rf && c->refresh == LT_REFRESH_KFAC) lt_refresh_end_task_kfac(s->rf, s->kf_task);
+  }
   if (s->pen) {
     lt_status st = lt_penalty_end_task(s->pen, (long)s->cursor[CUR_DONE], owned_theta(s), s->F_task);
     LT_CHECK(ctx, lt_agree(ctx, st)); /* EWC may allocate */
   }
-  if (s->rf) lt_refresh_end_task(s->rf, s->F_task);
+  if (s->rf && s->F_task) lt_refresh_end_task(s->rf, s->F_task);
   s->cursor[CUR_DONE]++;
   if (s->pen) LT_CHECK(ctx, log_stiffness(s, task));
+  if (s->kfl) LT_CHECK(ctx, log_kfac_stiffness(s, task));
   return LT_OK;
 }
 
 size_t lt_strategy_bytes(const lt_strategy *s) {
   size_t b = sizeof(*s);
   if (s->pen) b += lt_penalty_bytes(s->pen);
+  if (s->kfl) b += lt_kfl_bytes(s->kfl);
+  if (s->kf_task) b += lt_kfac_bytes(s->kf_task);
   if (s->rf) b += lt_refresh_bytes(s->rf);
   if (s->F_task) b += s->t->sh.slice * sizeof(float);
   if (s->rb) b += lt_replay_bytes(s->rb);
@@ -342,6 +404,7 @@ size_t lt_strategy_bytes(const lt_strategy *s) {
 }
 
 double lt_strategy_penalty(const lt_strategy *s, float *grad_owned) {
+  if (s->kfl) return lt_kfl_eval(s->kfl, (long)s->cursor[CUR_DONE], grad_owned);
   if (!s->pen) return 0.0;
   return lt_penalty_eval(s->pen, (long)s->cursor[CUR_DONE], owned_theta(s), grad_owned);
 }
@@ -350,7 +413,7 @@ double lt_strategy_penalty(const lt_strategy *s, float *grad_owned) {
 #define MAX_ARRAYS 256
 static int state_arrays(const lt_strategy *s, lt_cl_array *a, int max) {
   int k = s->pen ? lt_penalty_arrays(s->pen, a, max) : 0;
-  if (s->rf) {
+  if (s->rf && s->F_task) {
     if (k < max) {
       snprintf(a[k].name, sizeof(a[k].name), "refresh/fisher");
       a[k].data = lt_refresh_fisher(s->rf);
@@ -384,6 +447,8 @@ lt_status lt_strategy_ckpt_add(lt_strategy *s, struct lt_ckpt *ck, int ntasks) {
     LT_CHECK(ctx, lt_ckpt_add_sharded(ck, path, a[i].data));
   }
   LT_CHECK(ctx, lt_ckpt_add_replicated(ck, "/strategy/cursor", LT_CKPT_I64, s->cursor, CUR_N));
+  if (s->kfl) LT_CHECK(ctx, lt_kfl_ckpt_add(s->kfl, ck));
+  if (s->rf) LT_CHECK(ctx, lt_refresh_ckpt_add(s->rf, ck));
   if (s->rb) {
     lt_replay_state st;
     lt_replay_get_state(s->rb, &st);
