@@ -2,7 +2,7 @@
 # Install the Debian 12 packages lethe needs (idempotent; needs root or sudo).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config git
-      libopenmpi-dev openmpi-bin libblis-dev libscalapack-openmpi-dev
+      libopenmpi-dev openmpi-bin libblis-dev libscalapack-openmpi-dev liblapack-dev
       libhdf5-openmpi-dev hdf5-tools libinih-dev libcmocka-dev zlib1g-dev
       dataset-fashion-mnist python3 python3-numpy python3-h5py python3-matplotlib)
 [ "${LETHE_WITH_TORCH:-0}" = 1 ] && pkgs+=(python3-torch)
