@@ -121,7 +121,7 @@ grid_add split_til_ewc cl.ewc_lambda lambda 1 -- 3 10 30
 grid_add split_til_online_ewc cl.ewc_lambda lambda 1 -- 3 10 30
 grid_add split_til_si cl.si_c c 1 -- 0.003 0.01 0.03 0.1
 grid_add permuted_ewc cl.ewc_lambda lambda 1 -- 3 10
-grid_add permuted_online_ewc cl.ewc_lambda lambda 1 -- 3 10 30
+grid_add permuted_online_ewc cl.ewc_lambda lambda 1 -- 3 7 10 30
 grid_add permuted_si cl.si_c c 1 -- 0.003 0.01
 # refresh learning's step size (DER++ without refresh is split_derpp)
 grid_add split_derpp_refresh refresh.delta delta "${seeds[@]}" -- 1e-5 1e-3 1e-2
