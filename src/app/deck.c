@@ -313,10 +313,6 @@ static int section_exists(const char *section) {
   return 0;
 }
 
-static const char *const sections[] = {"data",     "model", "optim",   "train", "checkpoint",
-                                       "scenario", "cl",    "refresh", "run",
-                                       "grow",     "unlearn", "finetune"};
-
 /* Where a value came from, for messages. */
 typedef struct {
   lt_ctx *ctx;
@@ -494,14 +490,15 @@ static lt_status apply(parse_state *ps, const char *section, const char *key, co
     if (!section_exists(section)) {
       const char *best = NULL;
       int bestd = 1 << 30;
-      for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
-        int d = lt_edit_distance(sections[i], section);
-        if (d < bestd) { bestd = d; best = sections[i]; }
-      }
       char all[256] = "";
-      for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
+      for (size_t i = 0; i < NKEYS; i++) { /* each section once, from the key table */
+        size_t j = 0;
+        while (j < i && strcmp(keys[j].section, keys[i].section)) j++;
+        if (j < i) continue;
+        int d = lt_edit_distance(keys[i].section, section);
+        if (d < bestd) { bestd = d; best = keys[i].section; }
         size_t len = strlen(all);
-        snprintf(all + len, sizeof all - len, "%s[%s]", i ? ", " : "", sections[i]);
+        snprintf(all + len, sizeof all - len, "%s[%s]", len ? ", " : "", keys[i].section);
       }
       return lt_error_set(ps->ctx, LT_ERR_DECK, __FILE__, __LINE__, __func__,
                           "%s:%d: unknown section [%s]%s%s%s; sections are %s", ps->file,
