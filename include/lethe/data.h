@@ -49,6 +49,19 @@ LT_WUR lt_status lt_dataset_load(lt_ctx *ctx, const char *path, const char *spli
                                  lt_data_opts *opts, lt_dataset **ds);
 void lt_dataset_destroy(lt_dataset **ds);
 
+/* Rows i of ds with sel[i] == want, copied into a new dataset (x, y, index, image
+ * shape; the global count summed over the ranks). Collective. Free with
+ * lt_dataset_destroy. */
+LT_WUR lt_status lt_dataset_subset(lt_ctx *ctx, const lt_dataset *ds, const uint8_t *sel,
+                                   uint8_t want, lt_dataset **out);
+
+/* Hold out the samples of global index >= n_global - n_valid: *valid gets them and
+ * *train is replaced by the rest (both stay strided shards in index order, so the
+ * split does not depend on the rank count). 0 < n_valid < n_global, else LT_ERR_ARG
+ * on every rank naming the values. Collective. */
+LT_WUR lt_status lt_dataset_holdout(lt_ctx *ctx, lt_dataset **train, long n_valid,
+                                    lt_dataset **valid);
+
 /* Convert IDX files (gzipped or plain) to the dataset layout. test_images and
  * test_labels may be NULL (then no /test group). Runs on rank 0 only (others
  * return LT_OK immediately after the agreement); collective. Writes x as uint8

@@ -21,6 +21,7 @@ typedef struct {
   char data_path[LT_DECK_STR];
   int data_scale;
   int data_standardize;
+  long data_valid;      /* samples held out of the training split as the evaluation set */
   /* [model] */
   int hidden[LT_DECK_MAXLIST];
   int nhidden;

@@ -66,11 +66,6 @@ typedef struct {
 LT_WUR lt_status lt_forget_select(lt_ctx *ctx, const lt_forget_cfg *cfg, const lt_dataset *train,
                                   const int32_t *group, uint8_t *forget, long *n_forget);
 
-/* Rows i of ds with sel[i] == want, copied into a new dataset (x, y, index; the
- * global count summed over the ranks). Collective. Free with lt_dataset_destroy. */
-LT_WUR lt_status lt_dataset_subset(lt_ctx *ctx, const lt_dataset *ds, const uint8_t *sel,
-                                   uint8_t want, lt_dataset **out);
-
 /* The /<split>/group values of the local rows of ds (strided shard, ds->index),
  * read from the dataset file path; *group = NULL (no error) when the file has no
  * /<split>/group. Free with lt_free. Collective. */

@@ -29,8 +29,9 @@ void lt_usage_train(FILE *out) {
           "                   [--profile]\n"
           "\n"
           "Trains the deck's model on its dataset with data parallelism over the MPI ranks,\n"
-          "evaluates on the test split, and writes RUN_DIR/deck.ini (the resolved deck),\n"
-          "RUN_DIR/metrics.h5 and snapshots RUN_DIR/ckpt/step-NNNNNNNN.h5 ([checkpoint]).\n"
+          "evaluates on the test split (or [data] valid's hold-out of the training split),\n"
+          "and writes RUN_DIR/deck.ini (the resolved deck), RUN_DIR/metrics.h5 and snapshots\n"
+          "RUN_DIR/ckpt/step-NNNNNNNN.h5 ([checkpoint]).\n"
           "Options:\n"
           "  --set section.key=value   override a deck key (repeatable), e.g. --set optim.lr=0.1\n"
           "  --resume RUN_DIR|FILE     continue from a snapshot (a run directory: its ckpt/LATEST)\n"
@@ -120,7 +121,8 @@ typedef struct {
   char deck_text[16384];
   const char *resume;   /* --resume argument, or NULL */
   lt_data_opts dopts;
-  lt_dataset *train, *test;
+  lt_dataset *train, *test; /* test: the test split, or the [data] valid hold-out */
+  const char *eval_name;  /* "test" or "valid": the evaluation set's name in the log */
   lt_scenario *sc;      /* NULL: plain training, one task */
   int ntasks;           /* tasks trained in sequence (1 without a scenario or with [cl] joint) */
   int neval;            /* tasks evaluated after each task (T; 0 without a scenario) */
@@ -226,10 +228,19 @@ static lt_status setup_data(lt_ctx *ctx, train_run *r) {
   r->dopts.standardize = d->data_standardize;
   r->dopts.std = 0.0f;
   LT_CHECK(ctx, lt_dataset_load(ctx, d->data_path, "train", &r->dopts, &r->train));
-  LT_CHECK(ctx, lt_dataset_load(ctx, d->data_path, "test", &r->dopts, &r->test));
-  if (r->train->d != r->test->d)
-    LT_ERROR(ctx, LT_ERR_DATA, "%s: /train/x has %d features per sample but /test/x has %d",
-             d->data_path, r->train->d, r->test->d);
+  r->eval_name = d->data_valid > 0 ? "valid" : "test";
+  if (d->data_valid > 0) {
+    if (d->data_valid >= r->train->n_global)
+      LT_ERROR(ctx, LT_ERR_DECK, "[data] valid = %ld: the hold-out must leave training samples "
+               "(%s has %ld; allowed: 0 to %ld)", d->data_valid, d->data_path,
+               r->train->n_global, r->train->n_global - 1);
+    LT_CHECK(ctx, lt_dataset_holdout(ctx, &r->train, d->data_valid, &r->test));
+  } else {
+    LT_CHECK(ctx, lt_dataset_load(ctx, d->data_path, "test", &r->dopts, &r->test));
+    if (r->train->d != r->test->d)
+      LT_ERROR(ctx, LT_ERR_DATA, "%s: /train/x has %d features per sample but /test/x has %d",
+               d->data_path, r->train->d, r->test->d);
+  }
   LT_CHECK(ctx, lt_app_ft_data(ctx, d, &r->train, &r->test)); /* [finetune] subsets */
   if (d->batch_size < ctx->size)
     LT_ERROR(ctx, LT_ERR_DECK, "[optim] batch_size = %d is smaller than the %d ranks",
@@ -439,9 +450,11 @@ static void log_setup(const lt_ctx *ctx, const train_run *r, const lt_blas_info 
   lt_log(ctx, LT_LOG_INFO, "lethe %s (git %s): %d rank(s)\n", LETHE_VERSION, LETHE_GIT_REV,
          ctx->size);
   lt_blas_log(ctx, blas);
-  lt_log(ctx, LT_LOG_INFO, "data   %s: %ld train / %ld test samples, %d features, %d classes\n",
-         r->deck.data_path, r->train->n_global, r->test->n_global, r->train->d,
-         r->train->num_classes);
+  lt_log(ctx, LT_LOG_INFO, "data   %s: %ld train / %ld %s samples%s, %d features, %d classes\n",
+         r->deck.data_path, r->train->n_global, r->test->n_global, r->eval_name,
+         r->deck.data_valid > 0 ? " (the last of the training split; the test split is not read)"
+                                : "",
+         r->train->d, r->train->num_classes);
   char arch[256];
   size_t o = (size_t)snprintf(arch, sizeof(arch), "%d", m->in_dim);
   for (int l = 0; l < m->nlayers && o < sizeof(arch); l++)
@@ -709,13 +722,14 @@ static lt_status train_loop(lt_ctx *ctx, train_run *r, const lt_blas_info *blas)
     char task_txt[32] = "";
     if (r->ntasks > 1) snprintf(task_txt, sizeof(task_txt), r->grow ? "phase %d " : "task %d ", t + 1);
     lt_log(ctx, LT_LOG_INFO,
-           "%sepoch %3ld  train loss %.4f acc %.4f  test loss %.4f acc %.4f  %.0f samples/s  %.1f s"
+           "%sepoch %3ld  train loss %.4f acc %.4f  %s loss %.4f acc %.4f  %.0f samples/s  %.1f s"
            "  %.4g FLOPs\n",
-           task_txt, e - e0 + 1, row[LT_EP_TRAIN_LOSS], row[LT_EP_TRAIN_ACC], eloss, eacc,
+           task_txt, e - e0 + 1, row[LT_EP_TRAIN_LOSS], row[LT_EP_TRAIN_ACC], r->eval_name, eloss, eacc,
            row[LT_EP_SAMPLES_PER_S], ep_time, row[LT_EP_FLOPS]);
     LT_CHECK(ctx, lt_metrics_epoch(r->metrics, row));
     LT_CHECK(ctx, lt_metrics_summary(r->metrics, "test_acc", c->test_acc));
     LT_CHECK(ctx, lt_metrics_summary(r->metrics, "test_loss", c->test_loss));
+    LT_CHECK(ctx, lt_metrics_summary(r->metrics, "valid_samples", (double)r->deck.data_valid));
     LT_CHECK(ctx, lt_metrics_summary(r->metrics, "samples_per_s", rate));
     LT_CHECK(ctx, lt_metrics_summary(r->metrics, "train_flops", row[LT_EP_FLOPS]));
     if (r->grow && task_done) lt_train_grow_phase_end(r->grow, t, c->test_acc);
@@ -769,9 +783,9 @@ static lt_status train_loop(lt_ctx *ctx, train_run *r, const lt_blas_info *blas)
   lt_log(ctx, LT_LOG_INFO, "flops  %.6g training FLOPs (forward + backward, from the layer shapes)\n",
          run_flops(r));
   lt_log(ctx, LT_LOG_INFO,
-         "done   test accuracy %.4f  test loss %.4f  training throughput %.0f samples/s "
+         "done   %s accuracy %.4f  %s loss %.4f  training throughput %.0f samples/s "
          "(%d rank(s) x %d thread(s))  wall %s  theta %016llx state %016llx\n",
-         c->test_acc, c->test_loss, rate, ctx->size, blas->threads, w, (unsigned long long)th,
+         r->eval_name, c->test_acc, r->eval_name, c->test_loss, rate, ctx->size, blas->threads, w, (unsigned long long)th,
          (unsigned long long)sh);
   return LT_OK;
 }

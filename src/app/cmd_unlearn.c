@@ -179,6 +179,10 @@ static lt_status class_subset(lt_ctx *ctx, const lt_dataset *ds, const int *clas
 static lt_status setup_data(lt_ctx *ctx, unlearn_run *r) {
   const lt_deck *d = &r->deck;
   r->dopts = (lt_data_opts){.scale = d->data_scale, .standardize = d->data_standardize};
+  if (d->data_valid > 0)
+    LT_ERROR(ctx, LT_ERR_DECK, "[data] valid = %ld: a validation hold-out is for lethe train; "
+             "lethe unlearn measures on the whole training and test splits (set it to 0)",
+             d->data_valid);
   LT_CHECK(ctx, lt_dataset_load(ctx, d->data_path, "train", &r->dopts, &r->train));
   LT_CHECK(ctx, lt_dataset_load(ctx, d->data_path, "test", &r->dopts, &r->test));
   int32_t *group = NULL;

@@ -38,6 +38,11 @@ static const key_spec keys[] = {
      "divide uint8 features by 255"},
     {"data", "standardize", K_BOOL, "false", 0, 0, 0, NULL, F(data_standardize),
      "subtract the training set's mean and divide by its standard deviation"},
+    {"data", "valid", K_LONG, "0", 0, 1e12, 0, NULL, F(data_valid),
+     "lethe train: hold out the last N samples of the training split and evaluate on them "
+     "instead of the test split, which is then not read (every test figure of the run is a "
+     "validation figure; metrics.h5 root attribute valid_samples = N). For choosing "
+     "hyperparameters without the test split. 0: evaluate on the test split"},
 
     {"model", "hidden", K_INTLIST, "256", 1, 1 << 20, 0, NULL, F(hidden),
      "hidden layer widths of the MLP, comma-separated (empty: linear model)", F(nhidden)},

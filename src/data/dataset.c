@@ -583,3 +583,66 @@ lt_status lt_data_info(lt_ctx *ctx, const char *path, FILE *out) {
   if (st != LT_OK) return lt_error_trace(ctx, st, __FILE__, __LINE__, __func__);
   return LT_OK;
 }
+
+lt_status lt_dataset_subset(lt_ctx *ctx, const lt_dataset *ds, const uint8_t *sel, uint8_t want,
+                            lt_dataset **out) {
+  *out = NULL;
+  int n = 0;
+  for (int i = 0; i < ds->n; i++) n += sel[i] == want;
+  lt_dataset *s = NULL;
+  lt_status st = LT_OK;
+  if (lt_calloc_aligned((void **)&s, 1, sizeof(*s)) != 0 ||
+      lt_calloc_aligned((void **)&s->x, (size_t)n * (size_t)ds->d, sizeof(float)) != 0 ||
+      lt_calloc_aligned((void **)&s->y, (size_t)n, sizeof(int32_t)) != 0 ||
+      lt_calloc_aligned((void **)&s->index, (size_t)n, sizeof(int64_t)) != 0)
+    st = lt_error_set(ctx, LT_ERR_MEM, __FILE__, __LINE__, __func__,
+                      "out of memory copying %d rows of '%s'", n, ds->name);
+  if (st == LT_OK) {
+    *s = (lt_dataset){.n = n, .d = ds->d, .num_classes = ds->num_classes, .x = s->x, .y = s->y,
+                      .index = s->index, .c = ds->c, .h = ds->h, .w = ds->w};
+    snprintf(s->name, sizeof(s->name), "%.60s", ds->name);
+    int k = 0;
+    for (int i = 0; i < ds->n; i++) {
+      if (sel[i] != want) continue;
+      memcpy(s->x + (size_t)k * (size_t)ds->d, ds->x + (size_t)i * (size_t)ds->d,
+             (size_t)ds->d * sizeof(float));
+      s->y[k] = ds->y[i];
+      s->index[k] = ds->index[i];
+      k++;
+    }
+    long ng = n;
+    if (MPI_Allreduce(&ng, &s->n_global, 1, MPI_LONG, MPI_SUM, ctx->comm) != MPI_SUCCESS)
+      st = lt_error_set(ctx, LT_ERR_MPI, __FILE__, __LINE__, __func__, "MPI_Allreduce failed");
+  }
+  if (st != LT_OK) {
+    lt_dataset_destroy(&s);
+    return lt_error_trace(ctx, st, __FILE__, __LINE__, __func__);
+  }
+  *out = s;
+  return LT_OK;
+}
+
+lt_status lt_dataset_holdout(lt_ctx *ctx, lt_dataset **train, long n_valid, lt_dataset **valid) {
+  *valid = NULL;
+  const lt_dataset *ds = *train;
+  if (n_valid <= 0 || n_valid >= ds->n_global)
+    LT_ERROR(ctx, LT_ERR_ARG,
+             "a validation hold-out of %ld samples from the %ld of '%s': it must be in [1, %ld]",
+             n_valid, ds->n_global, ds->name, ds->n_global - 1);
+  uint8_t *sel = NULL;
+  if (lt_calloc_aligned((void **)&sel, (size_t)ds->n + 1, 1) != 0)
+    LT_ERROR(ctx, LT_ERR_MEM, "out of memory selecting the hold-out of '%s'", ds->name);
+  const long first = ds->n_global - n_valid;
+  for (int i = 0; i < ds->n; i++) sel[i] = ds->index[i] >= first;
+  lt_dataset *rest = NULL;
+  lt_status st = lt_dataset_subset(ctx, ds, sel, 1, valid);
+  if (st == LT_OK) st = lt_dataset_subset(ctx, ds, sel, 0, &rest);
+  lt_free(sel);
+  if (st != LT_OK) {
+    lt_dataset_destroy(valid);
+    return lt_error_trace(ctx, st, __FILE__, __LINE__, __func__);
+  }
+  lt_dataset_destroy(train);
+  *train = rest;
+  return LT_OK;
+}

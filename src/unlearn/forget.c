@@ -111,44 +111,6 @@ lt_status lt_forget_select(lt_ctx *ctx, const lt_forget_cfg *cfg, const lt_datas
   return LT_OK;
 }
 
-lt_status lt_dataset_subset(lt_ctx *ctx, const lt_dataset *ds, const uint8_t *sel, uint8_t want,
-                            lt_dataset **out) {
-  *out = NULL;
-  int n = 0;
-  for (int i = 0; i < ds->n; i++) n += sel[i] == want;
-  lt_dataset *s = NULL;
-  lt_status st = LT_OK;
-  if (lt_calloc_aligned((void **)&s, 1, sizeof(*s)) != 0 ||
-      lt_calloc_aligned((void **)&s->x, (size_t)n * (size_t)ds->d, sizeof(float)) != 0 ||
-      lt_calloc_aligned((void **)&s->y, (size_t)n, sizeof(int32_t)) != 0 ||
-      lt_calloc_aligned((void **)&s->index, (size_t)n, sizeof(int64_t)) != 0)
-    st = lt_error_set(ctx, LT_ERR_MEM, __FILE__, __LINE__, __func__,
-                      "out of memory copying %d rows of '%s'", n, ds->name);
-  if (st == LT_OK) {
-    *s = (lt_dataset){.n = n, .d = ds->d, .num_classes = ds->num_classes, .x = s->x, .y = s->y,
-                      .index = s->index, .c = ds->c, .h = ds->h, .w = ds->w};
-    snprintf(s->name, sizeof(s->name), "%.60s", ds->name);
-    int k = 0;
-    for (int i = 0; i < ds->n; i++) {
-      if (sel[i] != want) continue;
-      memcpy(s->x + (size_t)k * (size_t)ds->d, ds->x + (size_t)i * (size_t)ds->d,
-             (size_t)ds->d * sizeof(float));
-      s->y[k] = ds->y[i];
-      s->index[k] = ds->index[i];
-      k++;
-    }
-    long ng = n;
-    if (MPI_Allreduce(&ng, &s->n_global, 1, MPI_LONG, MPI_SUM, ctx->comm) != MPI_SUCCESS)
-      st = lt_error_set(ctx, LT_ERR_MPI, __FILE__, __LINE__, __func__, "MPI_Allreduce failed");
-  }
-  if (st != LT_OK) {
-    lt_dataset_destroy(&s);
-    return lt_error_trace(ctx, st, __FILE__, __LINE__, __func__);
-  }
-  *out = s;
-  return LT_OK;
-}
-
 /* Rank-local: read the whole /<split>/group of the file (serial HDF5). */
 static lt_status read_all_groups(lt_ctx *ctx, const char *path, const char *split, long N,
                                  int32_t **all, int *exists) {

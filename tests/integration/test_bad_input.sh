@@ -63,6 +63,7 @@ expect_fail deck_typo_file 2 "bad\.ini:2: unknown key 'epoch'.*did you mean \[tr
 expect_fail unknown_layer 2 "unknown layer 'fc9'" train small.ini --set optim.freeze=fc9
 expect_fail not_hdf5 2 "small\.ini" train small.ini --set data.path=small.ini
 expect_fail unknown_command 1 "unknown command" frobnicate
+expect_fail valid_too_big 2 "\[data\] valid = 64.*allowed: 0 to 63" train small.ini --set data.valid=64
 
 # the valid small deck runs (at 3 ranks, uneven batch split) and writes its files
 rc=$(run 3 120 ok.out train small.ini --set train.epochs=2)
@@ -70,5 +71,14 @@ if [ "$rc" = 0 ] && [ -s run-small/metrics.h5 ] && [ -s run-small/deck.ini ]; th
   ok "valid small deck trains at 3 ranks: $(grep -m1 '^done' ok.out | cut -c1-100)"
 else
   bad "valid small deck failed (exit $rc)"; sed 's/^/    /' ok.out
+fi
+
+# [data] valid: the last 16 training samples become the evaluation set (the test split is not read)
+rc=$(run 2 120 valid.out train small.ini --set data.valid=16 --set run.out=run-valid)
+if [ "$rc" = 0 ] && grep -q '48 train / 16 valid samples' valid.out && grep -q '^done   valid accuracy' valid.out &&
+  "$PY" -c "import h5py,sys; f=h5py.File('run-valid/metrics.h5','r'); v=f.attrs['valid_samples']; sys.exit(0 if float(getattr(v, 'flat', [v])[0]) == 16 else 1)"; then
+  ok "[data] valid = 16 holds out 16 of 64 samples: $(grep -m1 '^data' valid.out | cut -c1-110)"
+else
+  bad "[data] valid = 16 run (exit $rc)"; sed 's/^/    /' valid.out
 fi
 finish

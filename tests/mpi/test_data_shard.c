@@ -406,6 +406,59 @@ static void test_batcher(void **state) {
   lt_ctx_destroy(&ctx);
 }
 
+/* The hold-out: the last n_valid samples by global index, the rest left for training,
+ * each sample in exactly one of them with its own values; bad sizes fail on every rank. */
+static void test_holdout(void **state) {
+  (void)state;
+  lt_ctx *ctx = lt_test_ctx();
+  lt_dataset *tr = NULL, *va = NULL;
+  lt_data_opts o = {.scale = 0};
+  assert_int_equal(lt_dataset_load(ctx, good, "train", &o, &tr), LT_OK);
+  const long nv = 23, first = N_TRAIN - nv;
+  lt_status st = lt_dataset_holdout(ctx, &tr, nv, &va);
+  if (st != LT_OK) lt_error_print(ctx, 1);
+  assert_int_equal(st, LT_OK);
+  int ct[N_TRAIN], cv[N_TRAIN];
+  gather_coverage(tr, N_TRAIN, ct);
+  gather_coverage(va, N_TRAIN, cv);
+  if (ctx->rank == 0)
+    for (int i = 0; i < N_TRAIN; i++) {
+      assert_int_equal(ct[i], i < first ? 1 : 0);
+      assert_int_equal(cv[i], i < first ? 0 : 1);
+    }
+  assert_int_equal(tr->n_global, first);
+  assert_int_equal(va->n_global, nv);
+  assert_int_equal(tr->n + va->n, brute_count(N_TRAIN, ctx->rank, ctx->size));
+  assert_int_equal(va->d, D_TRAIN);
+  assert_int_equal(va->num_classes, NCLASS);
+  assert_int_equal(va->c * va->h * va->w, D_TRAIN);
+  const lt_dataset *both[2] = {tr, va};
+  for (int s = 0; s < 2; s++)
+    for (int k = 0; k < both[s]->n; k++) {
+      int64_t i = both[s]->index[k];
+      assert_int_equal(i % ctx->size, ctx->rank);
+      if (k) assert_true(i > both[s]->index[k - 1]); /* index order kept */
+      assert_int_equal(both[s]->y[k], train_y(i));
+      for (int j = 0; j < D_TRAIN; j++)
+        assert_true(both[s]->x[(size_t)k * D_TRAIN + j] == (float)train_x(i, j));
+    }
+  /* sizes outside [1, n_global - 1] fail on every rank and leave the dataset whole */
+  const long bad[3] = {0, first, -1};
+  for (int b = 0; b < 3; b++) {
+    lt_dataset *v2 = NULL;
+    long keep = tr->n_global;
+    assert_int_equal(lt_dataset_holdout(ctx, &tr, bad[b], &v2), LT_ERR_ARG);
+    assert_null(v2);
+    assert_non_null(tr);
+    assert_int_equal(tr->n_global, keep);
+    assert_non_null(strstr(ctx->errmsg, "hold-out"));
+    lt_error_clear(ctx);
+  }
+  lt_dataset_destroy(&tr);
+  lt_dataset_destroy(&va);
+  lt_ctx_destroy(&ctx);
+}
+
 static void test_counts(void **state) {
   (void)state;
   for (int P = 1; P <= 7; P++) {
@@ -437,6 +490,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_rank_without_samples, setup, teardown),
     cmocka_unit_test_setup_teardown(test_errors_agree, setup, teardown),
     cmocka_unit_test_setup_teardown(test_batcher, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_holdout, setup, teardown),
 };
 
 LT_TEST_MPI_MAIN("data_shard", tests)
