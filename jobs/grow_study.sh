@@ -4,15 +4,17 @@
 #
 #   jobs/grow_study.sh [--seeds "1 2 3"] [--only REGEX] [--summary-only] [-n RANKS]
 #
+# Phases of 3 epochs (member 0, member 1, grown network: 9 epochs in all); every deck uses
+# lr 0.05, and the grown network's cosine schedule restarts at it.
 # Rows (each run: RUN_DIR = runs/grow/NAME-sSEED, log runs/grow/logs/NAME-sSEED.log; the
-# summary also lists mg_orth_lr005 / mg_zero_lr005 runs if present: the deck before its
-# grown-phase lr went from 0.05 to 0.1):
+# last row is a sensitivity check, not a tuned choice):
 #   mg_orthogonal, mg_copy, mg_zero, mg_random   MixtureGrowth with each [grow] init
-#   plain_epochs    plain 784-1024-1024-10 for the same total epochs (5)
+#   plain_epochs    plain 784-1024-1024-10 for the same total epochs (9)
 #   plain_flops     the same, cut ([train] max_steps) to mg_orthogonal's training FLOPs
 #   template_full   the full-width template network from scratch, same total epochs
-#   member_phase    member 0 alone for its phase (1 epoch)
-#   member_total    member 0 alone for the same total epochs (5)
+#   member_phase    member 0 alone for its phase (3 epochs)
+#   member_total    member 0 alone for the same total epochs (9)
+#   mg_orth_lr01    mg_orthogonal with the grown phase restarting at lr 0.1 ([grow] lr)
 # A run whose log ends with lethe's "done" line is complete and skipped (run again to
 # continue an interrupted study). Two instances (e.g. one with --only for some rows) share
 # the work: each run is claimed first (runs/grow/claims/NAME-sSEED). Environment: LETHE (default build/src/lethe),
@@ -27,7 +29,7 @@ while [ $# -gt 0 ]; do
     --only) only=${2:?$usage}; shift 2 ;;
     --summary-only) summary_only=1; shift ;;
     -n) np=${2:?$usage}; shift 2 ;;
-    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "grow_study: unknown argument '$1'; $usage" >&2; exit 2 ;;
   esac
 done
@@ -77,8 +79,9 @@ print(int($f // (per_row * 128)))")
       one "mg_$init" "$s" input/grow/mixturegrowth.ini --set grow.init=$init
     done
     one template_full "$s" input/grow/template_full.ini
-    one member_phase "$s" input/grow/member.ini --set grow.member_epochs=1
-    one member_total "$s" input/grow/member.ini --set grow.member_epochs=5
+    one member_phase "$s" input/grow/member.ini --set grow.member_epochs=3
+    one member_total "$s" input/grow/member.ini --set grow.member_epochs=9
+    one mg_orth_lr01 "$s" input/grow/mixturegrowth.ini --set grow.init=orthogonal --set grow.lr=0.1
   done
 fi
 
@@ -91,13 +94,12 @@ rows = [("mg_orthogonal", "MixtureGrowth, init orthogonal (default)"),
         ("mg_copy", "MixtureGrowth, init copy"),
         ("mg_zero", "MixtureGrowth, init zero"),
         ("mg_random", "MixtureGrowth, init random"),
-        ("plain_epochs", "plain 2 x 1024, same total epochs (5)"),
+        ("plain_epochs", "plain 2 x 1024, same total epochs (9)"),
         ("plain_flops", "plain 2 x 1024, same total FLOPs as MixtureGrowth (orthogonal)"),
-        ("template_full", "full-width template network from scratch, 5 epochs"),
-        ("member_phase", "2 x 512 member alone, its phase (1 epoch)"),
-        ("member_total", "2 x 512 member alone, same total epochs (5)"),
-        ("mg_orth_lr005", "MixtureGrowth, init orthogonal, grown lr 0.05 (earlier deck)"),
-        ("mg_zero_lr005", "MixtureGrowth, init zero, grown lr 0.05 (earlier deck)")]
+        ("template_full", "full-width template network from scratch, 9 epochs"),
+        ("member_phase", "2 x 512 member alone, its phase (3 epochs)"),
+        ("member_total", "2 x 512 member alone, same total epochs (9)"),
+        ("mg_orth_lr01", "MixtureGrowth, init orthogonal, grown phase restarting at lr 0.1")]
 def ms(v):
     if not v: return "n/a"
     if len(v) == 1: return f"{v[0]:.2f}"
