@@ -378,7 +378,8 @@ mkdir -p "$results"
     case $deck in split_derpp_refresh) continue ;; esac
     read -r n nd c1 c2 c3 c4 c5 c6 c7 <<<"$(stats "$name")"
     warned=0
-    for s in "${seeds[@]}"; do
+    for s in "${seeds[@]}"; do # the planned runs only, as in stats
+      [ -n "${plan_of[$name-s$s]:-}" ] || continue
       grep -q '^warning: cl:' "$runs/logs/$name-s$s.log" 2>/dev/null && warned=$((warned + 1))
     done
     nn="$n"
