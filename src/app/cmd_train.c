@@ -724,8 +724,8 @@ static lt_status train_loop(lt_ctx *ctx, train_run *r, const lt_blas_info *blas)
     lt_log(ctx, LT_LOG_INFO,
            "%sepoch %3ld  train loss %.4f acc %.4f  %s loss %.4f acc %.4f  %.0f samples/s  %.1f s"
            "  %.4g FLOPs\n",
-           task_txt, e - e0 + 1, row[LT_EP_TRAIN_LOSS], row[LT_EP_TRAIN_ACC], r->eval_name, eloss, eacc,
-           row[LT_EP_SAMPLES_PER_S], ep_time, row[LT_EP_FLOPS]);
+           task_txt, e - e0 + 1, row[LT_EP_TRAIN_LOSS], row[LT_EP_TRAIN_ACC], r->eval_name, eloss,
+           eacc, row[LT_EP_SAMPLES_PER_S], ep_time, row[LT_EP_FLOPS]);
     LT_CHECK(ctx, lt_metrics_epoch(r->metrics, row));
     LT_CHECK(ctx, lt_metrics_summary(r->metrics, "test_acc", c->test_acc));
     LT_CHECK(ctx, lt_metrics_summary(r->metrics, "test_loss", c->test_loss));
@@ -785,8 +785,8 @@ static lt_status train_loop(lt_ctx *ctx, train_run *r, const lt_blas_info *blas)
   lt_log(ctx, LT_LOG_INFO,
          "done   %s accuracy %.4f  %s loss %.4f  training throughput %.0f samples/s "
          "(%d rank(s) x %d thread(s))  wall %s  theta %016llx state %016llx\n",
-         r->eval_name, c->test_acc, r->eval_name, c->test_loss, rate, ctx->size, blas->threads, w, (unsigned long long)th,
-         (unsigned long long)sh);
+         r->eval_name, c->test_acc, r->eval_name, c->test_loss, rate, ctx->size, blas->threads, w,
+         (unsigned long long)th, (unsigned long long)sh);
   return LT_OK;
 }
 

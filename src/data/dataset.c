@@ -591,15 +591,21 @@ lt_status lt_dataset_subset(lt_ctx *ctx, const lt_dataset *ds, const uint8_t *se
   for (int i = 0; i < ds->n; i++) n += sel[i] == want;
   lt_dataset *s = NULL;
   lt_status st = LT_OK;
-  if (lt_calloc_aligned((void **)&s, 1, sizeof(*s)) != 0 ||
-      lt_calloc_aligned((void **)&s->x, (size_t)n * (size_t)ds->d, sizeof(float)) != 0 ||
-      lt_calloc_aligned((void **)&s->y, (size_t)n, sizeof(int32_t)) != 0 ||
-      lt_calloc_aligned((void **)&s->index, (size_t)n, sizeof(int64_t)) != 0)
+  const size_t nr = (size_t)n;
+  const int nomem = lt_calloc_aligned((void **)&s, 1, sizeof(*s)) != 0 ||
+                    lt_calloc_aligned((void **)&s->x, nr * (size_t)ds->d, sizeof(float)) != 0 ||
+                    lt_calloc_aligned((void **)&s->y, nr, sizeof(int32_t)) != 0 ||
+                    lt_calloc_aligned((void **)&s->index, nr, sizeof(int64_t)) != 0;
+  /* one collective whatever happened here: the global count and the ranks out of memory */
+  long v[2] = {nomem ? 0 : n, nomem}, g[2] = {0, 0};
+  if (MPI_Allreduce(v, g, 2, MPI_LONG, MPI_SUM, ctx->comm) != MPI_SUCCESS)
+    st = lt_error_set(ctx, LT_ERR_MPI, __FILE__, __LINE__, __func__, "MPI_Allreduce failed");
+  else if (g[1] > 0)
     st = lt_error_set(ctx, LT_ERR_MEM, __FILE__, __LINE__, __func__,
-                      "out of memory copying %d rows of '%s'", n, ds->name);
+                      "out of memory copying %d rows of '%s' (on %ld rank(s))", n, ds->name, g[1]);
   if (st == LT_OK) {
-    *s = (lt_dataset){.n = n, .d = ds->d, .num_classes = ds->num_classes, .x = s->x, .y = s->y,
-                      .index = s->index, .c = ds->c, .h = ds->h, .w = ds->w};
+    *s = (lt_dataset){.n = n, .n_global = g[0], .d = ds->d, .num_classes = ds->num_classes,
+                      .x = s->x, .y = s->y, .index = s->index, .c = ds->c, .h = ds->h, .w = ds->w};
     snprintf(s->name, sizeof(s->name), "%.60s", ds->name);
     int k = 0;
     for (int i = 0; i < ds->n; i++) {
@@ -610,9 +616,6 @@ lt_status lt_dataset_subset(lt_ctx *ctx, const lt_dataset *ds, const uint8_t *se
       s->index[k] = ds->index[i];
       k++;
     }
-    long ng = n;
-    if (MPI_Allreduce(&ng, &s->n_global, 1, MPI_LONG, MPI_SUM, ctx->comm) != MPI_SUCCESS)
-      st = lt_error_set(ctx, LT_ERR_MPI, __FILE__, __LINE__, __func__, "MPI_Allreduce failed");
   }
   if (st != LT_OK) {
     lt_dataset_destroy(&s);
@@ -630,8 +633,12 @@ lt_status lt_dataset_holdout(lt_ctx *ctx, lt_dataset **train, long n_valid, lt_d
              "a validation hold-out of %ld samples from the %ld of '%s': it must be in [1, %ld]",
              n_valid, ds->n_global, ds->name, ds->n_global - 1);
   uint8_t *sel = NULL;
-  if (lt_calloc_aligned((void **)&sel, (size_t)ds->n + 1, 1) != 0)
-    LT_ERROR(ctx, LT_ERR_MEM, "out of memory selecting the hold-out of '%s'", ds->name);
+  int nomem = lt_calloc_aligned((void **)&sel, (size_t)ds->n + 1, 1) != 0, any = 0;
+  if (MPI_Allreduce(&nomem, &any, 1, MPI_INT, MPI_MAX, ctx->comm) != MPI_SUCCESS || any) {
+    lt_free(sel);
+    LT_ERROR(ctx, any ? LT_ERR_MEM : LT_ERR_MPI, "%s selecting the hold-out of '%s'",
+             any ? "out of memory (on some rank)" : "MPI_Allreduce failed", ds->name);
+  }
   const long first = ds->n_global - n_valid;
   for (int i = 0; i < ds->n; i++) sel[i] = ds->index[i] >= first;
   lt_dataset *rest = NULL;
