@@ -3,8 +3,10 @@
 # input/cl/split_til_kfac.ini (Split Fashion-MNIST, task-IL training) and
 # input/cl/permuted_kfac.ini (Permuted Fashion-MNIST, 10 tasks), seeds 1..3 at the
 # decks' lambda, plus the lambda grid (split: every seed; permuted: seed 1), then
-# results/cl/kfac_summary.md beside the EWC / online EWC rows of results/cl/summary.md
-# (same decks but for the penalty, made by jobs/cl_study.sh).
+# results/cl/kfac_summary.md beside the EWC / online EWC rows of the continual-learning study
+# (same decks but for the penalty, made by jobs/cl_study.sh): split from
+# results/cl/summary_b128.md (the split K-FAC deck's lr 0.01 / batch 128), permuted from
+# results/cl/summary.md (batch 32).
 #
 #   jobs/kfac_study.sh [-n RANKS] [--only REGEX] [--summary-only]
 #
@@ -21,12 +23,13 @@ while [ $# -gt 0 ]; do
     -n) np=${2:?-n takes a rank count}; shift 2 ;;
     --only) only=${2:?--only takes a regex}; shift 2 ;;
     --summary-only) summary_only=1; shift ;;
-    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "kfac_study: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
 LETHE=${LETHE:-build/src/lethe}
 export BLIS_NUM_THREADS=${BLIS_NUM_THREADS:-1} HDF5_USE_FILE_LOCKING=FALSE
+export OMPI_ALLOW_RUN_AS_ROOT=${OMPI_ALLOW_RUN_AS_ROOT:-1} OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}
 runs=runs/cl
 mkdir -p "$runs/logs" results/cl
 
@@ -108,9 +111,9 @@ def row(name, label, tasks):
     return f"| {label} | {n} | " + " | ".join(stat([a[c] for a in done]) for c in cols) + " |"
 hdr = ("| run | n | class-IL ACC | class-IL BWT | class-IL forgetting | task-IL ACC | task-IL BWT "
        "| task-IL forgetting |\n|---|--:|--:|--:|--:|--:|--:|--:|")
-def base_rows(section, pattern):
+def base_rows(path, section, pattern):
     rows, inside = [], False
-    for line in open(base):
+    for line in open(path):
         if line.startswith("## "): inside = line.startswith("## " + section)
         if inside and re.match(pattern, line):
             c = [x.strip() for x in line.strip().strip("|").split("|")]
@@ -119,15 +122,18 @@ def base_rows(section, pattern):
 L = ["# K-FAC Laplace beside EWC and online EWC (Fashion-MNIST, MLP 784-400-400-10)", "",
      f"Written by `jobs/kfac_study.sh` from `{runs}/` (K-FAC runs: lethe git {rev}, {np_} ranks x "
      "1 BLIS thread). Percent, mean ± sample std over the complete seeds (n). The EWC,",
-     "online EWC and naive rows are copied from results/cl/summary.md (jobs/cl_study.sh, same",
-     "decks but for the penalty: same data, model, SGD, batch, epochs, seeds).",
+     "online EWC and naive rows are copied from the continual-learning study (jobs/cl_study.sh,",
+     "same decks but for the penalty: same data, model, SGD, batch, epochs, seeds): split from",
+     "results/cl/summary_b128.md (lr 0.01, batch 128, the split K-FAC deck's protocol), permuted",
+     "from results/cl/summary.md (batch 32).",
      "K-FAC factors: the true Fisher (sampled labels) over each whole task, online (gamma 1:",
      "G the sum over tasks, A the mean).", "",
-     "## Split Fashion-MNIST, task-IL training (5 tasks x 2 classes, SGD lr 0.01)", "", hdr]
-L += base_rows("Split", r"\| task-IL training: (naive|EWC|online EWC)")
+     "## Split Fashion-MNIST, task-IL training (5 tasks x 2 classes, SGD lr 0.01, batch 128)",
+     "", hdr]
+L += base_rows(base.replace("summary.md", "summary_b128.md"), "Split", r"\| task-IL training: (naive|EWC|online EWC)")
 L.append(row("split_til_kfac-lambda0.1", "task-IL training: K-FAC Laplace, lambda 0.1", 5))
-L += ["", "## Permuted Fashion-MNIST (10 tasks, SGD lr 0.1)", "", hdr]
-L += base_rows("Permuted", r"\| (naive|EWC, lambda|online EWC)")
+L += ["", "## Permuted Fashion-MNIST (10 tasks, SGD lr 0.1, batch 32)", "", hdr]
+L += base_rows(base, "Permuted", r"\| (naive|EWC, lambda|online EWC)")
 L.append(row("permuted_kfac-lambda0.3", "K-FAC Laplace, lambda 0.3", 10))
 L += ["", "## K-FAC lambda grid (split: seeds 1-3; permuted: seed 1)", "", hdr]
 for lam in ["0.03", "0.1", "0.3"]:
