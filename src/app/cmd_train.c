@@ -374,18 +374,10 @@ static const char *signal_name(int sig) {
 /* Collective: the snapshot registry (theta, optimizer state, RNG streams) and,
  * with --resume, the restored state and cursor. */
 static lt_status setup_ckpt(lt_ctx *ctx, train_run *r, const lt_blas_info *blas) {
-  lt_ckpt_info info = {.deck_text = r->deck_text, .blis_kernels = blas->arch,
-                       .blis_threads = blas->threads};
   snprintf(r->ckpt_dir, sizeof(r->ckpt_dir), "%s/ckpt", r->deck.out);
   r->cur = (lt_ckpt_cursor){.test_acc = NAN, .test_loss = NAN};
   r->last_snapshot = -1;
-  LT_CHECK(ctx, lt_ckpt_create(ctx, &r->trainer->sh, &info, &r->ck));
-  lt_ckpt_layer layers[LT_MAX_LAYERS];
-  int nl = lt_ckpt_model_layout(r->model, layers, LT_MAX_LAYERS);
-  LT_CHECK(ctx, lt_ckpt_set_layout(r->ck, layers, nl));
-  LT_CHECK(ctx, lt_ckpt_add_params(r->ck, r->model->theta));
-  LT_CHECK(ctx, lt_ckpt_add_optim(r->ck, r->trainer->opt));
-  LT_CHECK(ctx, lt_ckpt_add_rng(r->ck, "ctx", &ctx->rng));
+  LT_CHECK(ctx, lt_app_ckpt_create(ctx, r->model, r->trainer, r->deck_text, blas, &r->ck));
   /* the batchers' shuffles are functions of (seed, rank, epoch): lt_batcher_seek */
   LT_CHECK(ctx, lt_strategy_ckpt_add(r->strat, r->ck, r->ntasks));
   if (r->grow) LT_CHECK(ctx, lt_train_grow_ckpt_add(r->grow, r->ck));

@@ -240,15 +240,7 @@ static lt_status setup_model(lt_ctx *ctx, unlearn_run *r, const lt_blas_info *bl
   oc.total_steps = 1 + oc.warmup_steps; /* only its state is used: read and written back */
   LT_CHECK(ctx, lt_trainer_create(ctx, r->model, &oc, (lt_dist_mode)d->dist, &r->trainer));
   r->trainer->sh.coll = (lt_coll)d->collective;
-  lt_ckpt_info info = {.deck_text = r->deck_text, .blis_kernels = blas->arch,
-                       .blis_threads = blas->threads};
-  LT_CHECK(ctx, lt_ckpt_create(ctx, &r->trainer->sh, &info, &r->ck));
-  lt_ckpt_layer layers[LT_MAX_LAYERS];
-  int nl = lt_ckpt_model_layout(r->model, layers, LT_MAX_LAYERS);
-  LT_CHECK(ctx, lt_ckpt_set_layout(r->ck, layers, nl));
-  LT_CHECK(ctx, lt_ckpt_add_params(r->ck, r->model->theta));
-  LT_CHECK(ctx, lt_ckpt_add_optim(r->ck, r->trainer->opt));
-  LT_CHECK(ctx, lt_ckpt_add_rng(r->ck, "ctx", &ctx->rng));
+  LT_CHECK(ctx, lt_app_ckpt_create(ctx, r->model, r->trainer, r->deck_text, blas, &r->ck));
   lt_cl_cfg cc;
   lt_cl_cfg_default(&cc);
   LT_CHECK(ctx, lt_strategy_create(ctx, &cc, r->trainer, r->model->out_dim, &r->strat));

@@ -88,3 +88,16 @@ lt_status lt_app_apply_layer_lr(lt_ctx *ctx, const lt_deck *d, const lt_model *m
   return LT_OK;
 }
 
+lt_status lt_app_ckpt_create(lt_ctx *ctx, const lt_model *m, lt_trainer *tr,
+                             const char *deck_text, const lt_blas_info *blas, lt_ckpt **ck) {
+  lt_ckpt_info info = {.deck_text = deck_text, .blis_kernels = blas->arch,
+                       .blis_threads = blas->threads};
+  LT_CHECK(ctx, lt_ckpt_create(ctx, &tr->sh, &info, ck));
+  lt_ckpt_layer layers[LT_MAX_LAYERS];
+  int nl = lt_ckpt_model_layout(m, layers, LT_MAX_LAYERS);
+  LT_CHECK(ctx, lt_ckpt_set_layout(*ck, layers, nl));
+  LT_CHECK(ctx, lt_ckpt_add_params(*ck, m->theta));
+  LT_CHECK(ctx, lt_ckpt_add_optim(*ck, tr->opt));
+  LT_CHECK(ctx, lt_ckpt_add_rng(*ck, "ctx", &ctx->rng));
+  return LT_OK;
+}
